@@ -1,0 +1,569 @@
+//! Configuration: layered loading with the `config` crate, secrets from files, validation that
+//! names the offending key, and a redacted rendering for `pgw-relay check-config`.
+//!
+//! Layers, later wins: the embedded `config/default.toml`, `config/default.toml` on disk,
+//! `config/<PGW_RELAY_ENV>.toml`, every `--config FILE` (or `PGW_RELAY_CONFIG`, comma separated),
+//! then `PGW_RELAY__<SECTION>__<KEY>` environment variables.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use chrono::FixedOffset;
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Deserializer, Serialize};
+
+const EMBEDDED_DEFAULTS: &str = include_str!("../config/default.toml");
+
+/// A configuration problem, always naming the key it is about.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration could not be loaded: {0}")]
+    Load(String),
+    #[error("invalid configuration key `{key}`: {message}")]
+    Invalid { key: String, message: String },
+}
+
+impl ConfigError {
+    fn invalid(key: impl Into<String>, message: impl Into<String>) -> Self {
+        ConfigError::Invalid { key: key.into(), message: message.into() }
+    }
+}
+
+/// The whole effective configuration.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Settings {
+    pub server: ServerSettings,
+    pub log: LogSettings,
+    pub database: DatabaseSettings,
+    pub broker: BrokerSettings,
+    pub gateway: GatewaySettings,
+    pub reconcile: ReconcileSettings,
+    pub frontend_return: FrontendReturnSettings,
+    pub internal_api: InternalApiSettings,
+    #[serde(default)]
+    pub merchants: Vec<MerchantSettings>,
+}
+
+/// `[server]`: the two listeners.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct ServerSettings {
+    pub public_addr: String,
+    pub internal_addr: String,
+    pub max_body_bytes: usize,
+    #[serde(with = "humantime_serde_compat")]
+    pub drain_delay: Duration,
+    #[serde(with = "humantime_serde_compat")]
+    pub shutdown_timeout: Duration,
+}
+
+/// `[log]`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct LogSettings {
+    pub format: LogFormat,
+    pub filter: String,
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Json,
+    Pretty,
+}
+
+/// `[database]`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct DatabaseSettings {
+    pub url: SecretString,
+    pub migrate_on_start: bool,
+    pub max_connections: u32,
+    pub write_batch: usize,
+}
+
+/// `[broker]`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct BrokerSettings {
+    pub url: SecretString,
+    pub exchange: String,
+    pub default_queue: String,
+    pub connection_name: String,
+    #[serde(with = "humantime_serde_compat")]
+    pub operation_timeout: Duration,
+    #[serde(with = "humantime_serde_compat")]
+    pub reconnect_min_backoff: Duration,
+    #[serde(with = "humantime_serde_compat")]
+    pub reconnect_max_backoff: Duration,
+    pub publish_batch: usize,
+    #[serde(with = "humantime_serde_compat")]
+    pub poll_interval: Duration,
+    #[serde(with = "humantime_serde_compat")]
+    pub claim_lease: Duration,
+}
+
+/// `[gateway]`: where 2C2P (or pgw-sim) is.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct GatewaySettings {
+    pub base_url: String,
+    #[serde(with = "humantime_serde_compat")]
+    pub timeout: Duration,
+}
+
+/// `[reconcile]`: the inquiry loop.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct ReconcileSettings {
+    pub enabled: bool,
+    #[serde(with = "humantime_serde_compat")]
+    pub interval: Duration,
+    #[serde(with = "humantime_serde_compat")]
+    pub grace: Duration,
+    #[serde(with = "humantime_serde_compat")]
+    pub after_return: Duration,
+    #[serde(with = "humantime_serde_compat")]
+    pub initial_backoff: Duration,
+    #[serde(with = "humantime_serde_compat")]
+    pub max_backoff: Duration,
+    #[serde(with = "humantime_serde_compat")]
+    pub give_up_after: Duration,
+    pub max_rps: u32,
+    pub batch: u32,
+    pub concurrency: usize,
+    #[serde(with = "humantime_serde_compat")]
+    pub lease: Duration,
+    #[serde(with = "humantime_serde_compat")]
+    pub default_payment_window: Duration,
+}
+
+/// `[frontend_return]`: limits on what an unsigned browser return may cause.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct FrontendReturnSettings {
+    pub inquiries_per_second: u32,
+    pub burst: u32,
+    pub max_untrusted_invoices: u64,
+}
+
+/// `[internal_api]`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct InternalApiSettings {
+    #[serde(default, deserialize_with = "string_list")]
+    pub tokens: Vec<SecretString>,
+    #[serde(default)]
+    pub tokens_file: Option<PathBuf>,
+}
+
+/// `[[merchants]]`: one 2C2P merchant account.
+#[derive(Debug, Clone, Deserialize)]
+pub struct MerchantSettings {
+    pub id: String,
+    #[serde(default)]
+    pub secret_key: Option<SecretString>,
+    #[serde(default)]
+    pub secret_key_file: Option<PathBuf>,
+    #[serde(default)]
+    pub previous_secret_key: Option<SecretString>,
+    #[serde(default)]
+    pub previous_secret_key_file: Option<PathBuf>,
+    #[serde(default = "default_timezone")]
+    pub timezone: String,
+    #[serde(default)]
+    pub result_url: Option<String>,
+    #[serde(default)]
+    pub backend_return_url: Option<String>,
+    #[serde(default)]
+    pub frontend_return_url: Option<String>,
+}
+
+fn default_timezone() -> String {
+    "+00:00".to_string()
+}
+
+/// A merchant with its secrets resolved and its settings parsed.
+#[derive(Clone)]
+pub struct Merchant {
+    pub id: String,
+    pub secret_key: SecretString,
+    pub previous_secret_key: Option<SecretString>,
+    pub timezone: FixedOffset,
+    pub result_url: Option<url::Url>,
+    pub backend_return_url: Option<String>,
+    pub frontend_return_url: Option<String>,
+}
+
+impl fmt::Debug for Merchant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Merchant")
+            .field("id", &self.id)
+            .field("secret_key", &"[redacted]")
+            .field("timezone", &self.timezone)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Settings plus everything derived from them at load time.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub settings: Settings,
+    pub merchants: Vec<Merchant>,
+    pub internal_tokens: Vec<SecretString>,
+}
+
+impl Config {
+    /// The merchant with this id, if configured.
+    pub fn merchant(&self, id: &str) -> Option<&Merchant> {
+        self.merchants.iter().find(|m| m.id == id)
+    }
+}
+
+/// Where to read configuration from.
+#[derive(Debug, Clone, Default)]
+pub struct Sources {
+    /// Directory holding `default.toml` and `<env>.toml` (default `config`).
+    pub dir: Option<PathBuf>,
+    /// `PGW_RELAY_ENV`.
+    pub env_name: Option<String>,
+    /// Extra files, in order.
+    pub files: Vec<PathBuf>,
+    /// Read `PGW_RELAY__…` variables (off in tests that build configs by hand).
+    pub use_environment: bool,
+}
+
+impl Sources {
+    /// The sources named by the process environment plus the given `--config` files.
+    pub fn from_environment(files: Vec<PathBuf>) -> Self {
+        let mut all: Vec<PathBuf> = std::env::var("PGW_RELAY_CONFIG")
+            .ok()
+            .map(|v| v.split(',').filter(|s| !s.trim().is_empty()).map(|s| PathBuf::from(s.trim())).collect())
+            .unwrap_or_default();
+        all.extend(files);
+        Sources {
+            dir: None,
+            env_name: std::env::var("PGW_RELAY_ENV").ok().filter(|s| !s.is_empty()),
+            files: all,
+            use_environment: true,
+        }
+    }
+}
+
+/// Loads, resolves and validates the configuration.
+pub fn load(sources: &Sources) -> Result<Config, ConfigError> {
+    load_with_overrides(sources, &[])
+}
+
+/// Like [`load`], with `key = value` overrides applied last (tests use this).
+pub fn load_with_overrides(sources: &Sources, overrides: &[(&str, config::Value)]) -> Result<Config, ConfigError> {
+    use config::{Environment, File, FileFormat};
+    let dir = sources.dir.clone().unwrap_or_else(|| PathBuf::from("config"));
+    let mut builder = config::Config::builder()
+        .add_source(File::from_str(EMBEDDED_DEFAULTS, FileFormat::Toml))
+        .add_source(File::from(dir.join("default.toml")).required(false));
+    if let Some(env) = &sources.env_name {
+        let path = dir.join(format!("{env}.toml"));
+        if !path.exists() {
+            return Err(ConfigError::Load(format!(
+                "PGW_RELAY_ENV={env} but {} does not exist",
+                path.display()
+            )));
+        }
+        builder = builder.add_source(File::from(path));
+    }
+    for file in &sources.files {
+        if !file.exists() {
+            return Err(ConfigError::Load(format!("config file {} does not exist", file.display())));
+        }
+        builder = builder.add_source(File::from(file.as_path()));
+    }
+    if sources.use_environment {
+        builder = builder.add_source(
+            Environment::with_prefix("PGW_RELAY")
+                .prefix_separator("__")
+                .separator("__")
+                .list_separator(",")
+                .with_list_parse_key("internal_api.tokens"),
+        );
+    }
+    for (key, value) in overrides {
+        builder = builder
+            .set_override(*key, value.clone())
+            .map_err(|e| ConfigError::Load(e.to_string()))?;
+    }
+    let raw = builder.build().map_err(|e| ConfigError::Load(e.to_string()))?;
+    let settings: Settings = raw.try_deserialize().map_err(|e| ConfigError::Load(e.to_string()))?;
+    resolve(settings)
+}
+
+/// Resolves secrets and checks every value, naming the first bad key.
+pub fn resolve(settings: Settings) -> Result<Config, ConfigError> {
+    validate_addr("server.public_addr", &settings.server.public_addr)?;
+    validate_addr("server.internal_addr", &settings.server.internal_addr)?;
+    if settings.server.max_body_bytes < 1024 {
+        return Err(ConfigError::invalid("server.max_body_bytes", "must be at least 1024"));
+    }
+    let db_url = settings.database.url.expose_secret();
+    if !(db_url.starts_with("sqlite:") || db_url.starts_with("postgres://") || db_url.starts_with("postgresql://")) {
+        return Err(ConfigError::invalid("database.url", "must start with sqlite: or postgres://"));
+    }
+    if settings.database.max_connections == 0 {
+        return Err(ConfigError::invalid("database.max_connections", "must be at least 1"));
+    }
+    if settings.database.write_batch == 0 {
+        return Err(ConfigError::invalid("database.write_batch", "must be at least 1"));
+    }
+    let broker_url = settings.broker.url.expose_secret();
+    if !(broker_url.starts_with("amqp://") || broker_url.starts_with("amqps://")) {
+        return Err(ConfigError::invalid("broker.url", "must start with amqp:// or amqps://"));
+    }
+    if settings.broker.exchange.is_empty() {
+        return Err(ConfigError::invalid("broker.exchange", "must not be empty"));
+    }
+    if settings.broker.publish_batch == 0 {
+        return Err(ConfigError::invalid("broker.publish_batch", "must be at least 1"));
+    }
+    url::Url::parse(&settings.gateway.base_url)
+        .map_err(|e| ConfigError::invalid("gateway.base_url", e.to_string()))?;
+    let r = &settings.reconcile;
+    if r.max_rps == 0 {
+        return Err(ConfigError::invalid("reconcile.max_rps", "must be at least 1"));
+    }
+    if r.initial_backoff > r.max_backoff {
+        return Err(ConfigError::invalid("reconcile.initial_backoff", "must not exceed reconcile.max_backoff"));
+    }
+    if r.concurrency == 0 || r.batch == 0 {
+        return Err(ConfigError::invalid("reconcile.concurrency", "concurrency and batch must be at least 1"));
+    }
+    if settings.frontend_return.inquiries_per_second == 0 {
+        return Err(ConfigError::invalid("frontend_return.inquiries_per_second", "must be at least 1"));
+    }
+
+    let mut seen = HashSet::new();
+    let mut merchants = Vec::with_capacity(settings.merchants.len());
+    for (i, m) in settings.merchants.iter().enumerate() {
+        let key = |field: &str| format!("merchants[{i}].{field}");
+        if m.id.is_empty() || m.id.len() > 25 {
+            return Err(ConfigError::invalid(key("id"), "must be 1 to 25 characters"));
+        }
+        if !seen.insert(m.id.clone()) {
+            return Err(ConfigError::invalid(key("id"), format!("merchant {} is configured twice", m.id)));
+        }
+        let secret_key = secret_from(&key("secret_key"), m.secret_key.as_ref(), m.secret_key_file.as_deref())?
+            .ok_or_else(|| ConfigError::invalid(key("secret_key"), "secret_key or secret_key_file is required"))?;
+        let previous_secret_key = secret_from(
+            &key("previous_secret_key"),
+            m.previous_secret_key.as_ref(),
+            m.previous_secret_key_file.as_deref(),
+        )?;
+        let timezone: FixedOffset = m
+            .timezone
+            .parse()
+            .map_err(|_| ConfigError::invalid(key("timezone"), "must be a UTC offset such as +08:00"))?;
+        let result_url = match &m.result_url {
+            Some(u) if !u.is_empty() => {
+                Some(url::Url::parse(u).map_err(|e| ConfigError::invalid(key("result_url"), e.to_string()))?)
+            }
+            _ => None,
+        };
+        for (field, value) in [("backend_return_url", &m.backend_return_url), ("frontend_return_url", &m.frontend_return_url)] {
+            if let Some(u) = value.as_deref().filter(|u| !u.is_empty()) {
+                url::Url::parse(u).map_err(|e| ConfigError::invalid(key(field), e.to_string()))?;
+            }
+        }
+        merchants.push(Merchant {
+            id: m.id.clone(),
+            secret_key,
+            previous_secret_key,
+            timezone,
+            result_url,
+            backend_return_url: m.backend_return_url.clone().filter(|u| !u.is_empty()),
+            frontend_return_url: m.frontend_return_url.clone().filter(|u| !u.is_empty()),
+        });
+    }
+
+    let mut internal_tokens: Vec<SecretString> = settings
+        .internal_api
+        .tokens
+        .iter()
+        .filter(|t| !t.expose_secret().is_empty())
+        .cloned()
+        .collect();
+    if let Some(path) = &settings.internal_api.tokens_file {
+        let text = read_secret_file("internal_api.tokens_file", path)?;
+        internal_tokens.extend(
+            text.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .map(|l| SecretString::from(l.to_string())),
+        );
+    }
+    if internal_tokens.iter().any(|t| t.expose_secret().len() < 8) {
+        return Err(ConfigError::invalid("internal_api.tokens", "every token must be at least 8 characters"));
+    }
+
+    Ok(Config { settings, merchants, internal_tokens })
+}
+
+fn validate_addr(key: &str, value: &str) -> Result<(), ConfigError> {
+    value
+        .parse::<std::net::SocketAddr>()
+        .map(|_| ())
+        .map_err(|_| ConfigError::invalid(key, format!("`{value}` is not an address such as 127.0.0.1:8080")))
+}
+
+fn secret_from(key: &str, inline: Option<&SecretString>, file: Option<&Path>) -> Result<Option<SecretString>, ConfigError> {
+    if let Some(path) = file.filter(|p| !p.as_os_str().is_empty()) {
+        let text = read_secret_file(&format!("{key}_file"), path)?;
+        let trimmed = text.trim();
+        if trimmed.is_empty() {
+            return Err(ConfigError::invalid(format!("{key}_file"), "the file is empty"));
+        }
+        return Ok(Some(SecretString::from(trimmed.to_string())));
+    }
+    Ok(inline.filter(|s| !s.expose_secret().is_empty()).cloned())
+}
+
+fn read_secret_file(key: &str, path: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path)
+        .map_err(|e| ConfigError::invalid(key, format!("cannot read {}: {e}", path.display())))
+}
+
+fn string_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<SecretString>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match OneOrMany::deserialize(d)? {
+        OneOrMany::One(s) => s.split(',').map(|t| SecretString::from(t.trim().to_string())).collect(),
+        OneOrMany::Many(v) => v.into_iter().map(SecretString::from).collect(),
+    })
+}
+
+/// Serde adapter for human-readable durations ("5s", "1h").
+mod humantime_serde_compat {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let text = String::deserialize(d)?;
+        humantime::parse_duration(&text)
+            .map_err(|e| serde::de::Error::custom(format!("`{text}` is not a duration such as 5s or 1m ({e})")))
+    }
+
+    pub fn serialize<S: Serializer>(value: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&humantime::format_duration(*value).to_string())
+    }
+}
+
+/// The effective configuration as TOML-like JSON with every secret replaced by `[redacted]`.
+pub fn redacted(config: &Config) -> serde_json::Value {
+    let s = &config.settings;
+    let redact = |present: bool| if present { "[redacted]" } else { "" };
+    serde_json::json!({
+        "server": s.server,
+        "log": s.log,
+        "database": {
+            "url": redact_url(s.database.url.expose_secret()),
+            "migrate_on_start": s.database.migrate_on_start,
+            "max_connections": s.database.max_connections,
+            "write_batch": s.database.write_batch,
+        },
+        "broker": {
+            "url": redact_url(s.broker.url.expose_secret()),
+            "exchange": s.broker.exchange,
+            "default_queue": s.broker.default_queue,
+            "connection_name": s.broker.connection_name,
+            "operation_timeout": humantime::format_duration(s.broker.operation_timeout).to_string(),
+            "publish_batch": s.broker.publish_batch,
+        },
+        "gateway": s.gateway,
+        "reconcile": s.reconcile,
+        "frontend_return": s.frontend_return,
+        "internal_api": { "tokens": config.internal_tokens.iter().map(|_| "[redacted]").collect::<Vec<_>>() },
+        "merchants": config.merchants.iter().map(|m| serde_json::json!({
+            "id": m.id,
+            "secret_key": "[redacted]",
+            "previous_secret_key": redact(m.previous_secret_key.is_some()),
+            "timezone": m.timezone.to_string(),
+            "result_url": m.result_url.as_ref().map(|u| u.as_str()),
+            "backend_return_url": m.backend_return_url,
+            "frontend_return_url": m.frontend_return_url,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+/// Hides the password of a URL such as `postgres://user:pw@host/db`.
+pub fn redact_url(raw: &str) -> String {
+    match url::Url::parse(raw) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("[redacted]"));
+            u.to_string()
+        }
+        _ => raw.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sources() -> Sources {
+        Sources { dir: Some(PathBuf::from("/nonexistent")), env_name: None, files: vec![], use_environment: false }
+    }
+
+    #[test]
+    fn embedded_defaults_load() {
+        let cfg = load(&sources()).expect("defaults load");
+        assert_eq!(cfg.settings.server.max_body_bytes, 65536);
+        assert_eq!(cfg.settings.reconcile.grace, Duration::from_secs(300));
+        assert_eq!(cfg.settings.broker.exchange, "pgw.payments");
+        assert!(cfg.merchants.is_empty());
+    }
+
+    #[test]
+    fn bad_duration_names_the_key() {
+        let err = load_with_overrides(&sources(), &[("reconcile.grace", "soon".into())]).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("grace"), "{text}");
+    }
+
+    #[test]
+    fn bad_address_names_the_key() {
+        let err = load_with_overrides(&sources(), &[("server.public_addr", "nowhere".into())]).unwrap_err();
+        assert!(err.to_string().contains("server.public_addr"), "{err}");
+    }
+
+    #[test]
+    fn secrets_are_read_from_files_and_redacted() {
+        let dir = tempfile::tempdir().unwrap();
+        let key_path = dir.path().join("jt01");
+        std::fs::write(&key_path, "s3cr3t-key-from-file\n").unwrap();
+        let file = dir.path().join("extra.toml");
+        std::fs::write(
+            &file,
+            format!(
+                "[[merchants]]\nid = \"JT01\"\nsecret_key_file = \"{}\"\ntimezone = \"+07:00\"\n[database]\nurl = \"postgres://u:pw@127.0.0.1/db\"\n",
+                key_path.display()
+            ),
+        )
+        .unwrap();
+        let mut src = sources();
+        src.files.push(file);
+        let cfg = load(&src).unwrap();
+        assert_eq!(cfg.merchants[0].secret_key.expose_secret(), "s3cr3t-key-from-file");
+        let shown = redacted(&cfg).to_string();
+        assert!(!shown.contains("s3cr3t"), "{shown}");
+        assert!(!shown.contains(":pw@"), "{shown}");
+    }
+
+    #[test]
+    fn merchant_without_key_is_rejected_by_key_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("m.toml");
+        std::fs::write(&file, "[[merchants]]\nid = \"JT01\"\n").unwrap();
+        let mut src = sources();
+        src.files.push(file);
+        let err = load(&src).unwrap_err();
+        assert!(err.to_string().contains("merchants[0].secret_key"), "{err}");
+    }
+}

@@ -1,0 +1,7 @@
+//! Payment domain: money, the invoice state machine, normalised observations of the gateway and
+//! the events they cause. Pure code: no I/O.
+
+pub mod event;
+pub mod money;
+pub mod observation;
+pub mod state;

@@ -1,0 +1,10 @@
+//! pgw-relay: verifies 2C2P PGW v4.3 notifications, stores them durably, publishes payment events
+//! to RabbitMQ through a transactional outbox and reconciles invoices through Payment Inquiry.
+//!
+//! Layout: [`protocol`] (2C2P wire format) → [`domain`] (money, state machine, events) →
+//! [`store`] (SQLite / PostgreSQL) → [`broker`] (outbox relay to RabbitMQ); [`http`] serves the
+//! public and internal listeners; [`reconcile`] settles invoices through [`gateway`].
+
+pub mod config;
+pub mod domain;
+pub mod protocol;
