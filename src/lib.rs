@@ -7,4 +7,6 @@
 
 pub mod config;
 pub mod domain;
+pub mod metrics;
 pub mod protocol;
+pub mod store;

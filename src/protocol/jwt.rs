@@ -28,8 +28,12 @@ pub enum JwtError {
 /// Signs `claims` with HS256 under `secret` (the secret string's bytes, not hex-decoded).
 pub fn sign<T: Serialize>(claims: &T, secret: &str) -> String {
     let header = Header::new(Algorithm::HS256);
-    jsonwebtoken::encode(&header, claims, &EncodingKey::from_secret(secret.as_bytes()))
-        .expect("HS256 signing of serialisable claims cannot fail")
+    jsonwebtoken::encode(
+        &header,
+        claims,
+        &EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .expect("HS256 signing of serialisable claims cannot fail")
 }
 
 #[derive(Deserialize)]
@@ -57,8 +61,12 @@ pub fn peek_merchant(token: &str) -> Result<String, JwtError> {
 /// apart from a token that is not a JWT at all.
 fn classify_header_error(token: &str) -> JwtError {
     use base64::Engine;
-    let Some(first) = token.split('.').next() else { return JwtError::Malformed };
-    let Ok(bytes) = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(first.trim_end_matches('=')) else {
+    let Some(first) = token.split('.').next() else {
+        return JwtError::Malformed;
+    };
+    let Ok(bytes) =
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(first.trim_end_matches('='))
+    else {
         return JwtError::Malformed;
     };
     match serde_json::from_slice::<serde_json::Value>(&bytes) {
@@ -76,7 +84,11 @@ pub enum KeyUsed {
 
 /// Verifies `token` with HS256 under `current` (then `previous`, during key rotation) and
 /// deserialises its claims.
-pub fn verify<T: DeserializeOwned>(token: &str, current: &str, previous: Option<&str>) -> Result<(T, KeyUsed), JwtError> {
+pub fn verify<T: DeserializeOwned>(
+    token: &str,
+    current: &str,
+    previous: Option<&str>,
+) -> Result<(T, KeyUsed), JwtError> {
     let header = jsonwebtoken::decode_header(token).map_err(|_| classify_header_error(token))?;
     if header.alg != Algorithm::HS256 {
         return Err(JwtError::WrongAlgorithm);
@@ -86,11 +98,20 @@ pub fn verify<T: DeserializeOwned>(token: &str, current: &str, previous: Option<
     validation.validate_exp = false;
     validation.validate_nbf = false;
     validation.validate_aud = false;
-    let keys = [(Some(current), KeyUsed::Current), (previous, KeyUsed::Previous)];
+    let keys = [
+        (Some(current), KeyUsed::Current),
+        (previous, KeyUsed::Previous),
+    ];
     let mut last = JwtError::BadSignature;
     for (key, used) in keys {
-        let Some(key) = key.filter(|k| !k.is_empty()) else { continue };
-        match jsonwebtoken::decode::<T>(token, &DecodingKey::from_secret(key.as_bytes()), &validation) {
+        let Some(key) = key.filter(|k| !k.is_empty()) else {
+            continue;
+        };
+        match jsonwebtoken::decode::<T>(
+            token,
+            &DecodingKey::from_secret(key.as_bytes()),
+            &validation,
+        ) {
             Ok(data) => return Ok((data.claims, used)),
             Err(e) => {
                 use jsonwebtoken::errors::ErrorKind;
@@ -152,7 +173,8 @@ mod tests {
                 }
             }
             assert_eq!(
-                verify::<serde_json::Value>(&v.jwt, &format!("{}x", v.secret_key), None).unwrap_err(),
+                verify::<serde_json::Value>(&v.jwt, &format!("{}x", v.secret_key), None)
+                    .unwrap_err(),
                 JwtError::BadSignature
             );
         }
@@ -161,7 +183,9 @@ mod tests {
     #[test]
     fn previous_key_is_accepted_during_rotation() {
         let v = &vectors()[5];
-        let (_, used) = verify::<serde_json::Value>(&v.jwt, "new-key-not-yet-used", Some(&v.secret_key)).unwrap();
+        let (_, used) =
+            verify::<serde_json::Value>(&v.jwt, "new-key-not-yet-used", Some(&v.secret_key))
+                .unwrap();
         assert_eq!(used, KeyUsed::Previous);
     }
 
@@ -178,28 +202,47 @@ mod tests {
         let claims = b64(r#"{"merchantID":"JT01","invoiceNo":"1","respCode":"0000"}"#);
         let none = format!("{}.{}.", b64(r#"{"alg":"none","typ":"JWT"}"#), claims);
         assert_eq!(peek_merchant(&none).unwrap_err(), JwtError::WrongAlgorithm);
-        assert_eq!(verify::<serde_json::Value>(&none, "k", None).unwrap_err(), JwtError::WrongAlgorithm);
+        assert_eq!(
+            verify::<serde_json::Value>(&none, "k", None).unwrap_err(),
+            JwtError::WrongAlgorithm
+        );
         let hs512 = jsonwebtoken::encode(
             &Header::new(Algorithm::HS512),
             &serde_json::json!({"merchantID": "JT01"}),
             &EncodingKey::from_secret(b"k"),
         )
         .unwrap();
-        assert_eq!(verify::<serde_json::Value>(&hs512, "k", None).unwrap_err(), JwtError::WrongAlgorithm);
+        assert_eq!(
+            verify::<serde_json::Value>(&hs512, "k", None).unwrap_err(),
+            JwtError::WrongAlgorithm
+        );
         assert_eq!(peek_merchant(&hs512).unwrap_err(), JwtError::WrongAlgorithm);
     }
 
     #[test]
     fn garbage_is_malformed_not_a_panic() {
-        for token in ["", ".", "a.b", "a.b.c", "!!!.???.###", "eyJhbGciOiJIUzI1NiJ9.bm90IGpzb24.sig"] {
+        for token in [
+            "",
+            ".",
+            "a.b",
+            "a.b.c",
+            "!!!.???.###",
+            "eyJhbGciOiJIUzI1NiJ9.bm90IGpzb24.sig",
+        ] {
             assert!(peek_merchant(token).is_err(), "{token}");
-            assert!(verify::<serde_json::Value>(token, "k", None).is_err(), "{token}");
+            assert!(
+                verify::<serde_json::Value>(token, "k", None).is_err(),
+                "{token}"
+            );
         }
     }
 
     #[test]
     fn sign_then_verify_round_trips() {
-        let token = sign(&serde_json::json!({"merchantID": "JT01", "amount": 10}), "secret");
+        let token = sign(
+            &serde_json::json!({"merchantID": "JT01", "amount": 10}),
+            "secret",
+        );
         let (claims, _) = verify::<serde_json::Value>(&token, "secret", None).unwrap();
         assert_eq!(claims["amount"], 10);
         assert_eq!(peek_merchant(&token).unwrap(), "JT01");

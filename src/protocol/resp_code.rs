@@ -55,7 +55,9 @@ pub fn normalize(code: &str) -> Option<String> {
 
 /// Classifies a 4-digit payment response code.
 pub fn classify(code: &str) -> CodeClass {
-    let Some(code) = normalize(code) else { return CodeClass::Indeterminate };
+    let Some(code) = normalize(code) else {
+        return CodeClass::Indeterminate;
+    };
     let n: u32 = code.parse().unwrap_or(u32::MAX);
     match n {
         0 | 4110 => CodeClass::Succeeded,

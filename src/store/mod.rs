@@ -1,0 +1,244 @@
+//! Durable storage of invoices, their history and the event outbox, on SQLite (embedded default,
+//! one replica) or PostgreSQL (several replicas). Both backends run the same operations
+//! (`ops.rs`, compiled once per backend) so they behave the same; the test suite runs on both.
+
+mod postgres;
+mod rows;
+mod sqlite;
+
+use std::time::Duration;
+
+use secrecy::ExposeSecret;
+
+use crate::config::DatabaseSettings;
+use crate::domain::money::Money;
+use crate::domain::observation::Observation;
+use crate::domain::state::{AnomalyReason, Decision, Status};
+
+pub use rows::{EventRow, HistoryRow, InvoiceRow};
+
+/// A storage failure. Callers answer 503 so that senders retry.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StoreError {
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
+    #[error("invalid stored data: {0}")]
+    Corrupt(String),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        StoreError::Unavailable(e.to_string())
+    }
+}
+
+impl From<sqlx::migrate::MigrateError> for StoreError {
+    fn from(e: sqlx::migrate::MigrateError) -> Self {
+        StoreError::Unavailable(format!("migration failed: {e}"))
+    }
+}
+
+/// Scheduling parameters the store needs when it records something.
+#[derive(Debug, Clone, Copy)]
+pub struct Timing {
+    /// Wait before the first inquiry of an invoice with no backend notification.
+    pub grace: Duration,
+    /// Payment window assumed when none is given.
+    pub payment_window: Duration,
+}
+
+/// What recording an observation did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordResult {
+    /// The same notification was already stored: nothing changed.
+    pub duplicate: bool,
+    pub decision: Decision,
+    /// The invoice's state afterwards.
+    pub status: Status,
+    /// Events written to the outbox by this call (0 or 1).
+    pub events: usize,
+    /// The anomaly recorded, if a new one was.
+    pub anomaly: Option<AnomalyReason>,
+}
+
+/// An invoice to register (from a payment token or the internal API).
+#[derive(Debug, Clone)]
+pub struct NewInvoice {
+    pub merchant_id: String,
+    pub invoice_no: String,
+    pub amount: Money,
+    /// End of the payment window, Unix ms.
+    pub expires_at_ms: Option<i64>,
+    /// How the relay learned of it (`payment_token`, `registered`).
+    pub origin: &'static str,
+}
+
+/// Outbox backlog figures.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OutboxStats {
+    pub backlog: i64,
+    pub oldest_created_at_ms: Option<i64>,
+}
+
+/// Which events to publish again.
+#[derive(Debug, Clone)]
+pub enum ReplaySelector {
+    Invoice {
+        merchant_id: String,
+        invoice_no: String,
+    },
+    Range {
+        from_ms: i64,
+        to_ms: i64,
+        merchant_id: Option<String>,
+    },
+}
+
+/// The store: one of the two backends.
+#[derive(Clone)]
+pub enum Store {
+    Sqlite(sqlite::SqliteStore),
+    Postgres(postgres::PgStore),
+}
+
+macro_rules! dispatch {
+    ($self:expr, $s:ident => $call:expr) => {
+        match $self {
+            Store::Sqlite($s) => $call,
+            Store::Postgres($s) => $call,
+        }
+    };
+}
+
+impl Store {
+    /// Connects (lazily for PostgreSQL, so the service starts while the database is down) and
+    /// creates the SQLite file and its folder if needed.
+    pub async fn connect(settings: &DatabaseSettings) -> Result<Store, StoreError> {
+        let url = settings.url.expose_secret();
+        if url.starts_with("sqlite:") {
+            Ok(Store::Sqlite(
+                sqlite::SqliteStore::connect(url, settings).await?,
+            ))
+        } else {
+            Ok(Store::Postgres(postgres::PgStore::connect(url, settings)?))
+        }
+    }
+
+    /// `sqlite` or `postgres`.
+    pub fn backend(&self) -> &'static str {
+        match self {
+            Store::Sqlite(_) => "sqlite",
+            Store::Postgres(_) => "postgres",
+        }
+    }
+
+    /// Applies the embedded migrations of this backend.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        dispatch!(self, s => s.migrate().await)
+    }
+
+    /// Answers when the store can serve (readiness).
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        dispatch!(self, s => s.ping().await)
+    }
+
+    /// Records an observation, applies the state machine and writes the event it causes, all in
+    /// one transaction. With `dedupe_key`, a second call with the same key changes nothing.
+    pub async fn record_observation(
+        &self,
+        obs: Observation,
+        raw: Option<String>,
+        dedupe_key: Option<String>,
+        timing: Timing,
+    ) -> Result<RecordResult, StoreError> {
+        dispatch!(self, s => s.record_observation(obs, raw, dedupe_key, timing).await)
+    }
+
+    /// Registers an invoice; `Ok(true)` when new, `Ok(false)` when already known.
+    pub async fn register_invoice(
+        &self,
+        invoice: NewInvoice,
+        timing: Timing,
+    ) -> Result<bool, StoreError> {
+        dispatch!(self, s => s.register_invoice(invoice, timing).await)
+    }
+
+    /// One invoice.
+    pub async fn invoice(
+        &self,
+        merchant_id: &str,
+        invoice_no: &str,
+    ) -> Result<Option<InvoiceRow>, StoreError> {
+        dispatch!(self, s => s.invoice(merchant_id, invoice_no).await)
+    }
+
+    /// The observations recorded for an invoice, oldest first.
+    pub async fn history(
+        &self,
+        merchant_id: &str,
+        invoice_no: &str,
+    ) -> Result<Vec<HistoryRow>, StoreError> {
+        dispatch!(self, s => s.history(merchant_id, invoice_no).await)
+    }
+
+    /// The events of an invoice, by sequence.
+    pub async fn events_of(
+        &self,
+        merchant_id: &str,
+        invoice_no: &str,
+    ) -> Result<Vec<EventRow>, StoreError> {
+        dispatch!(self, s => s.events_of(merchant_id, invoice_no).await)
+    }
+
+    /// Claims up to `limit` unpublished events for `owner` for `lease`, oldest first. Rows claimed
+    /// by another live relay are skipped.
+    pub async fn claim_events(
+        &self,
+        owner: &str,
+        limit: i64,
+        lease: Duration,
+    ) -> Result<Vec<EventRow>, StoreError> {
+        dispatch!(self, s => s.claim_events(owner.to_string(), limit, lease).await)
+    }
+
+    /// Marks events as published (the broker confirmed them).
+    pub async fn mark_published(&self, seqs: Vec<i64>) -> Result<(), StoreError> {
+        if seqs.is_empty() {
+            return Ok(());
+        }
+        dispatch!(self, s => s.mark_published(seqs).await)
+    }
+
+    /// Gives claimed events back for a later attempt, noting why.
+    pub async fn release_events(&self, seqs: Vec<i64>, error: String) -> Result<(), StoreError> {
+        if seqs.is_empty() {
+            return Ok(());
+        }
+        dispatch!(self, s => s.release_events(seqs, error).await)
+    }
+
+    /// Unpublished events: how many, and the oldest's creation time.
+    pub async fn outbox_stats(&self) -> Result<OutboxStats, StoreError> {
+        dispatch!(self, s => s.outbox_stats().await)
+    }
+
+    /// Marks the selected events unpublished so the relay sends them again with their ids.
+    pub async fn replay(&self, selector: ReplaySelector) -> Result<u64, StoreError> {
+        dispatch!(self, s => s.replay(selector).await)
+    }
+
+    /// Invoices per state.
+    pub async fn count_by_status(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        dispatch!(self, s => s.count_by_status().await)
+    }
+}
+
+/// Now, in Unix milliseconds.
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// A duration in milliseconds, saturating.
+pub fn ms(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}

@@ -1,0 +1,332 @@
+// Store operations written once against `Db`/`Conn` and compiled into both backend modules with
+// `include!`. The including module defines `Db`, `Conn`, `SELECT_INVOICE_LOCKED` and
+// `CLAIM_EVENTS` (the only dialect differences).
+
+use crate::domain::event::{self, EventFacts};
+use crate::domain::observation::{Observation, Source};
+use crate::domain::state::{self, Current, Decision, Status};
+use crate::store::{ms, EventRow, HistoryRow, InvoiceRow, NewInvoice, OutboxStats, RecordResult, ReplaySelector, StoreError, Timing};
+
+const INVOICE_COLUMNS: &str = "merchant_id, invoice_no, status, amount_minor, currency, exponent, origin, trusted, sequence, \
+    resp_code, resp_desc, tran_ref, notified_at, returned_at, needs_review, expires_at, next_inquiry_at, \
+    inquiry_attempts, last_inquiry_at, created_at, updated_at";
+
+const INSERT_HISTORY: &str = "INSERT INTO history (merchant_id, invoice_no, kind, dedupe_key, resp_code, resp_desc, raw, normalized, received_at) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (dedupe_key) DO NOTHING RETURNING id";
+
+const INSERT_INVOICE_IF_ABSENT: &str = "INSERT INTO invoices (merchant_id, invoice_no, status, amount_minor, currency, exponent, origin, trusted, \
+    sequence, expires_at, next_inquiry_at, created_at, updated_at) \
+    VALUES ($1, $2, 'pending', $3, $4, $5, $6, $7, 0, $8, $9, $10, $10) ON CONFLICT (merchant_id, invoice_no) DO NOTHING";
+
+const INSERT_EVENT: &str = "INSERT INTO events (event_id, merchant_id, invoice_no, sequence, event_type, body, created_at) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (event_id) DO NOTHING";
+
+/// Records `obs` and applies it; see `Store::record_observation`.
+async fn apply_observation(
+    conn: &mut Conn,
+    obs: &Observation,
+    raw: Option<&str>,
+    dedupe_key: Option<&str>,
+    timing: Timing,
+    now: i64,
+) -> Result<RecordResult, StoreError> {
+    let normalized = serde_json::to_string(obs).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let history_id: Option<i64> = sqlx::query_scalar(INSERT_HISTORY)
+        .bind(&obs.merchant_id)
+        .bind(&obs.invoice_no)
+        .bind(obs.source.as_str())
+        .bind(dedupe_key)
+        .bind(&obs.resp_code)
+        .bind(&obs.resp_desc)
+        .bind(raw)
+        .bind(&normalized)
+        .bind(now)
+        .fetch_optional(&mut *conn)
+        .await?;
+    let Some(history_id) = history_id else {
+        let row = lock_invoice(conn, &obs.merchant_id, &obs.invoice_no).await?;
+        let status = match row {
+            Some(r) => r.status()?,
+            None => Status::Pending,
+        };
+        return Ok(RecordResult { duplicate: true, decision: Decision::NoChange, status, events: 0, anomaly: None });
+    };
+
+    // Make sure the invoice exists (learned from this observation if it was not registered), then
+    // lock it so concurrent observations of one invoice apply one after the other.
+    let amount = obs.amount.as_ref();
+    sqlx::query(INSERT_INVOICE_IF_ABSENT)
+        .bind(&obs.merchant_id)
+        .bind(&obs.invoice_no)
+        .bind(amount.map(|a| a.minor))
+        .bind(amount.map(|a| a.currency.as_str()))
+        .bind(amount.map(|a| a.exponent as i32))
+        .bind(obs.source.as_str())
+        .bind(obs.source != Source::FrontendReturn)
+        .bind(now + ms(timing.payment_window))
+        .bind(now + ms(timing.grace))
+        .bind(now)
+        .execute(&mut *conn)
+        .await?;
+    let row = lock_invoice(conn, &obs.merchant_id, &obs.invoice_no)
+        .await?
+        .ok_or_else(|| StoreError::Corrupt("invoice vanished inside its transaction".into()))?;
+    let before = row.status()?;
+    let registered = row.amount();
+    let current = Current { status: before, amount: registered.clone(), sequence: row.sequence };
+    let decision = state::decide(Some(&current), obs.class(), amount);
+
+    let mut status = before;
+    let mut sequence = row.sequence;
+    let mut events = 0;
+    let mut anomaly = None;
+    let mut needs_review = row.needs_review;
+    let (event_type, reason) = match decision {
+        Decision::NoChange => (None, None),
+        Decision::Transition { to } => (Some(to.event_type()), None),
+        Decision::Anomaly(r) => (Some(state::EventType::Anomaly), Some(r)),
+    };
+    if let Some(event_type) = event_type {
+        let next_status = match decision {
+            Decision::Transition { to } => to,
+            _ => before,
+        };
+        let ev = event::build(&EventFacts {
+            merchant_id: &obs.merchant_id,
+            invoice_no: &obs.invoice_no,
+            event_type,
+            status: next_status,
+            previous_status: Some(before),
+            sequence: sequence + 1,
+            amount: amount.or(registered.as_ref()),
+            observation: Some(obs),
+            reason,
+            source: obs.source.as_str(),
+            now_ms: now,
+        });
+        if insert_event(conn, &ev).await? {
+            events = 1;
+            sequence += 1;
+            status = next_status;
+            if let Some(r) = reason {
+                anomaly = Some(r);
+                needs_review |= r.stops_reconciliation();
+            }
+        }
+    }
+
+    let final_now = status.is_final() || needs_review;
+    let next_inquiry_at = if final_now { None } else { row.next_inquiry_at.or(Some(now + ms(timing.grace))) };
+    let notified_at = match obs.source {
+        Source::BackendNotification => row.notified_at.or(Some(now)),
+        _ => row.notified_at,
+    };
+    let trusted = row.trusted || obs.source != Source::FrontendReturn;
+    let (amount_minor, currency, exponent) = match (&registered, amount) {
+        (Some(r), _) => (Some(r.minor), Some(r.currency.clone()), Some(r.exponent as i32)),
+        (None, Some(a)) => (Some(a.minor), Some(a.currency.clone()), Some(a.exponent as i32)),
+        (None, None) => (None, None, None),
+    };
+    sqlx::query(
+        "UPDATE invoices SET status = $3, sequence = $4, resp_code = $5, resp_desc = $6, tran_ref = COALESCE($7, tran_ref), \
+         notified_at = $8, needs_review = $9, next_inquiry_at = $10, trusted = $11, amount_minor = $12, currency = $13, \
+         exponent = $14, updated_at = $15 WHERE merchant_id = $1 AND invoice_no = $2",
+    )
+    .bind(&obs.merchant_id)
+    .bind(&obs.invoice_no)
+    .bind(status.as_str())
+    .bind(sequence)
+    .bind(&obs.resp_code)
+    .bind(&obs.resp_desc)
+    .bind(&obs.tran_ref)
+    .bind(notified_at)
+    .bind(needs_review)
+    .bind(next_inquiry_at)
+    .bind(trusted)
+    .bind(amount_minor)
+    .bind(currency)
+    .bind(exponent)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+
+    let outcome = match (decision, events) {
+        (Decision::Transition { to }, 1) => format!("applied:{}", to.as_str()),
+        (Decision::Anomaly(r), 1) => format!("anomaly:{}", r.as_str()),
+        (Decision::Anomaly(r), _) => format!("anomaly_repeated:{}", r.as_str()),
+        _ => "no_change".to_string(),
+    };
+    sqlx::query("UPDATE history SET outcome = $1 WHERE id = $2")
+        .bind(outcome)
+        .bind(history_id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(RecordResult { duplicate: false, decision, status, events, anomaly })
+}
+
+async fn lock_invoice(conn: &mut Conn, merchant_id: &str, invoice_no: &str) -> Result<Option<InvoiceRow>, StoreError> {
+    Ok(sqlx::query_as::<_, InvoiceRow>(SELECT_INVOICE_LOCKED)
+        .bind(merchant_id)
+        .bind(invoice_no)
+        .fetch_optional(&mut *conn)
+        .await?)
+}
+
+/// Writes an event unless one with the same id exists; `true` when written.
+async fn insert_event(conn: &mut Conn, ev: &event::NewEvent) -> Result<bool, StoreError> {
+    let done = sqlx::query(INSERT_EVENT)
+        .bind(ev.id.to_string())
+        .bind(&ev.merchant_id)
+        .bind(&ev.invoice_no)
+        .bind(ev.sequence)
+        .bind(ev.event_type.as_str())
+        .bind(&ev.body)
+        .bind(ev.created_at_ms)
+        .execute(&mut *conn)
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Registers an invoice; an invoice known only from an untrusted browser return is upgraded.
+async fn register_invoice(conn: &mut Conn, inv: &NewInvoice, timing: Timing, now: i64) -> Result<bool, StoreError> {
+    let expires_at = inv.expires_at_ms.unwrap_or(now + ms(timing.payment_window));
+    let created = sqlx::query(INSERT_INVOICE_IF_ABSENT)
+        .bind(&inv.merchant_id)
+        .bind(&inv.invoice_no)
+        .bind(inv.amount.minor)
+        .bind(&inv.amount.currency)
+        .bind(inv.amount.exponent as i32)
+        .bind(inv.origin)
+        .bind(true)
+        .bind(expires_at)
+        .bind(now + ms(timing.grace))
+        .bind(now)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected()
+        == 1;
+    if !created {
+        sqlx::query(
+            "UPDATE invoices SET trusted = TRUE, origin = $3, amount_minor = $4, currency = $5, exponent = $6, \
+             expires_at = $7, updated_at = $8 WHERE merchant_id = $1 AND invoice_no = $2 AND trusted = FALSE",
+        )
+        .bind(&inv.merchant_id)
+        .bind(&inv.invoice_no)
+        .bind(inv.origin)
+        .bind(inv.amount.minor)
+        .bind(&inv.amount.currency)
+        .bind(inv.amount.exponent as i32)
+        .bind(expires_at)
+        .bind(now)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(created)
+}
+
+async fn select_invoice(conn: &mut Conn, merchant_id: &str, invoice_no: &str) -> Result<Option<InvoiceRow>, StoreError> {
+    let sql = format!("SELECT {INVOICE_COLUMNS} FROM invoices WHERE merchant_id = $1 AND invoice_no = $2");
+    Ok(sqlx::query_as::<_, InvoiceRow>(&sql)
+        .bind(merchant_id)
+        .bind(invoice_no)
+        .fetch_optional(&mut *conn)
+        .await?)
+}
+
+async fn select_history(conn: &mut Conn, merchant_id: &str, invoice_no: &str) -> Result<Vec<HistoryRow>, StoreError> {
+    Ok(sqlx::query_as::<_, HistoryRow>(
+        "SELECT id, kind, resp_code, resp_desc, outcome, normalized, received_at FROM history \
+         WHERE merchant_id = $1 AND invoice_no = $2 ORDER BY id",
+    )
+    .bind(merchant_id)
+    .bind(invoice_no)
+    .fetch_all(&mut *conn)
+    .await?)
+}
+
+const EVENT_COLUMNS: &str =
+    "seq, event_id, merchant_id, invoice_no, sequence, event_type, body, created_at, published_at, attempts";
+
+async fn select_events(conn: &mut Conn, merchant_id: &str, invoice_no: &str) -> Result<Vec<EventRow>, StoreError> {
+    let sql = format!("SELECT {EVENT_COLUMNS} FROM events WHERE merchant_id = $1 AND invoice_no = $2 ORDER BY sequence");
+    Ok(sqlx::query_as::<_, EventRow>(&sql)
+        .bind(merchant_id)
+        .bind(invoice_no)
+        .fetch_all(&mut *conn)
+        .await?)
+}
+
+async fn claim_events(conn: &mut Conn, owner: &str, limit: i64, lease_ms: i64, now: i64) -> Result<Vec<EventRow>, StoreError> {
+    let mut rows = sqlx::query_as::<_, EventRow>(CLAIM_EVENTS)
+        .bind(now + lease_ms)
+        .bind(owner)
+        .bind(now)
+        .bind(limit)
+        .fetch_all(&mut *conn)
+        .await?;
+    rows.sort_by_key(|r| r.seq);
+    Ok(rows)
+}
+
+async fn mark_published(conn: &mut Conn, seqs: &[i64], now: i64) -> Result<(), StoreError> {
+    for seq in seqs {
+        sqlx::query("UPDATE events SET published_at = $1, claimed_until = NULL, claimed_by = NULL, attempts = attempts + 1 WHERE seq = $2")
+            .bind(now)
+            .bind(seq)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
+}
+
+async fn release_events(conn: &mut Conn, seqs: &[i64], error: &str) -> Result<(), StoreError> {
+    for seq in seqs {
+        sqlx::query("UPDATE events SET claimed_until = NULL, claimed_by = NULL, attempts = attempts + 1, last_error = $1 WHERE seq = $2")
+            .bind(error)
+            .bind(seq)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
+}
+
+async fn outbox_stats(conn: &mut Conn) -> Result<OutboxStats, StoreError> {
+    let (backlog, oldest): (i64, Option<i64>) =
+        sqlx::query_as("SELECT COUNT(*), MIN(created_at) FROM events WHERE published_at IS NULL")
+            .fetch_one(&mut *conn)
+            .await?;
+    Ok(OutboxStats { backlog, oldest_created_at_ms: oldest })
+}
+
+async fn replay(conn: &mut Conn, selector: &ReplaySelector) -> Result<u64, StoreError> {
+    let done = match selector {
+        ReplaySelector::Invoice { merchant_id, invoice_no } => {
+            sqlx::query(
+                "UPDATE events SET published_at = NULL, claimed_until = NULL, claimed_by = NULL \
+                 WHERE merchant_id = $1 AND invoice_no = $2 AND published_at IS NOT NULL",
+            )
+            .bind(merchant_id)
+            .bind(invoice_no)
+            .execute(&mut *conn)
+            .await?
+        }
+        ReplaySelector::Range { from_ms, to_ms, merchant_id } => {
+            sqlx::query(
+                "UPDATE events SET published_at = NULL, claimed_until = NULL, claimed_by = NULL \
+                 WHERE created_at >= $1 AND created_at < $2 AND ($3 IS NULL OR merchant_id = $3) AND published_at IS NOT NULL",
+            )
+            .bind(from_ms)
+            .bind(to_ms)
+            .bind(merchant_id.as_deref())
+            .execute(&mut *conn)
+            .await?
+        }
+    };
+    Ok(done.rows_affected())
+}
+
+async fn count_by_status(conn: &mut Conn) -> Result<Vec<(String, i64)>, StoreError> {
+    Ok(sqlx::query_as("SELECT status, COUNT(*) FROM invoices GROUP BY status")
+        .fetch_all(&mut *conn)
+        .await?)
+}

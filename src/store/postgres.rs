@@ -1,0 +1,164 @@
+//! PostgreSQL backend: one transaction per write, row locks (`FOR UPDATE`) per invoice and
+//! `FOR UPDATE SKIP LOCKED` claims so several replicas share the outbox.
+
+use std::time::Duration;
+
+use futures_util::future::BoxFuture;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{PgConnection, PgPool};
+
+use crate::config::DatabaseSettings;
+use crate::store::now_ms;
+
+#[allow(dead_code)]
+type Db = sqlx::Postgres;
+type Conn = PgConnection;
+
+const SELECT_INVOICE_LOCKED: &str = "SELECT merchant_id, invoice_no, status, amount_minor, currency, exponent, origin, trusted, sequence, \
+    resp_code, resp_desc, tran_ref, notified_at, returned_at, needs_review, expires_at, next_inquiry_at, \
+    inquiry_attempts, last_inquiry_at, created_at, updated_at FROM invoices WHERE merchant_id = $1 AND invoice_no = $2 FOR UPDATE";
+
+const CLAIM_EVENTS: &str = "UPDATE events SET claimed_until = $1, claimed_by = $2 WHERE seq IN (\
+    SELECT seq FROM events WHERE published_at IS NULL AND (claimed_until IS NULL OR claimed_until < $3) ORDER BY seq LIMIT $4 \
+    FOR UPDATE SKIP LOCKED) \
+    RETURNING seq, event_id, merchant_id, invoice_no, sequence, event_type, body, created_at, published_at, attempts";
+
+include!("ops.rs");
+
+/// The PostgreSQL store.
+#[derive(Clone)]
+pub struct PgStore {
+    pool: PgPool,
+}
+
+impl PgStore {
+    /// Builds a lazy pool: the first query connects.
+    pub fn connect(url: &str, settings: &DatabaseSettings) -> Result<Self, StoreError> {
+        let options: PgConnectOptions = url.parse()?;
+        let pool = PgPoolOptions::new()
+            .max_connections(settings.max_connections)
+            .acquire_timeout(Duration::from_secs(3))
+            .connect_lazy_with(options.application_name("pgw-relay"));
+        Ok(PgStore { pool })
+    }
+
+    async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        F: for<'c> FnOnce(&'c mut PgConnection) -> BoxFuture<'c, Result<T, StoreError>>,
+    {
+        let mut tx = self.pool.begin().await?;
+        let value = f(&mut tx).await?;
+        tx.commit().await?;
+        Ok(value)
+    }
+
+    async fn read(&self) -> Result<sqlx::pool::PoolConnection<sqlx::Postgres>, StoreError> {
+        Ok(self.pool.acquire().await?)
+    }
+
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        sqlx::migrate!("migrations/postgres")
+            .run(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    pub async fn record_observation(
+        &self,
+        obs: Observation,
+        raw: Option<String>,
+        dedupe_key: Option<String>,
+        timing: Timing,
+    ) -> Result<RecordResult, StoreError> {
+        self.write(move |c| {
+            Box::pin(async move {
+                apply_observation(
+                    c,
+                    &obs,
+                    raw.as_deref(),
+                    dedupe_key.as_deref(),
+                    timing,
+                    now_ms(),
+                )
+                .await
+            })
+        })
+        .await
+    }
+
+    pub async fn register_invoice(
+        &self,
+        inv: NewInvoice,
+        timing: Timing,
+    ) -> Result<bool, StoreError> {
+        self.write(move |c| {
+            Box::pin(async move { register_invoice(c, &inv, timing, now_ms()).await })
+        })
+        .await
+    }
+
+    pub async fn invoice(
+        &self,
+        merchant_id: &str,
+        invoice_no: &str,
+    ) -> Result<Option<InvoiceRow>, StoreError> {
+        select_invoice(&mut *self.read().await?, merchant_id, invoice_no).await
+    }
+
+    pub async fn history(
+        &self,
+        merchant_id: &str,
+        invoice_no: &str,
+    ) -> Result<Vec<HistoryRow>, StoreError> {
+        select_history(&mut *self.read().await?, merchant_id, invoice_no).await
+    }
+
+    pub async fn events_of(
+        &self,
+        merchant_id: &str,
+        invoice_no: &str,
+    ) -> Result<Vec<EventRow>, StoreError> {
+        select_events(&mut *self.read().await?, merchant_id, invoice_no).await
+    }
+
+    pub async fn claim_events(
+        &self,
+        owner: String,
+        limit: i64,
+        lease: Duration,
+    ) -> Result<Vec<EventRow>, StoreError> {
+        let lease_ms = crate::store::ms(lease);
+        self.write(move |c| {
+            Box::pin(async move { claim_events(c, &owner, limit, lease_ms, now_ms()).await })
+        })
+        .await
+    }
+
+    pub async fn mark_published(&self, seqs: Vec<i64>) -> Result<(), StoreError> {
+        self.write(move |c| Box::pin(async move { mark_published(c, &seqs, now_ms()).await }))
+            .await
+    }
+
+    pub async fn release_events(&self, seqs: Vec<i64>, error: String) -> Result<(), StoreError> {
+        self.write(move |c| Box::pin(async move { release_events(c, &seqs, &error).await }))
+            .await
+    }
+
+    pub async fn outbox_stats(&self) -> Result<OutboxStats, StoreError> {
+        outbox_stats(&mut *self.read().await?).await
+    }
+
+    pub async fn replay(&self, selector: ReplaySelector) -> Result<u64, StoreError> {
+        self.write(move |c| Box::pin(async move { replay(c, &selector).await }))
+            .await
+    }
+
+    pub async fn count_by_status(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        count_by_status(&mut *self.read().await?).await
+    }
+}

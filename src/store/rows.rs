@@ -1,0 +1,78 @@
+//! Row types shared by both backends.
+
+use crate::domain::money::Money;
+use crate::domain::state::Status;
+use crate::store::StoreError;
+
+/// An invoice as stored.
+#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
+pub struct InvoiceRow {
+    pub merchant_id: String,
+    pub invoice_no: String,
+    pub status: String,
+    pub amount_minor: Option<i64>,
+    pub currency: Option<String>,
+    pub exponent: Option<i32>,
+    pub origin: String,
+    pub trusted: bool,
+    pub sequence: i64,
+    pub resp_code: Option<String>,
+    pub resp_desc: Option<String>,
+    pub tran_ref: Option<String>,
+    pub notified_at: Option<i64>,
+    pub returned_at: Option<i64>,
+    pub needs_review: bool,
+    pub expires_at: Option<i64>,
+    pub next_inquiry_at: Option<i64>,
+    pub inquiry_attempts: i32,
+    pub last_inquiry_at: Option<i64>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+impl InvoiceRow {
+    /// The state, parsed.
+    pub fn status(&self) -> Result<Status, StoreError> {
+        Status::parse(&self.status)
+            .ok_or_else(|| StoreError::Corrupt(format!("unknown status {}", self.status)))
+    }
+
+    /// The registered amount, if any.
+    pub fn amount(&self) -> Option<Money> {
+        match (self.amount_minor, &self.currency, self.exponent) {
+            (Some(minor), Some(currency), Some(exponent)) => Some(Money {
+                minor,
+                currency: currency.clone(),
+                exponent: u32::try_from(exponent).unwrap_or(0),
+            }),
+            _ => None,
+        }
+    }
+}
+
+/// One recorded observation (notification, browser return, inquiry answer).
+#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
+pub struct HistoryRow {
+    pub id: i64,
+    pub kind: String,
+    pub resp_code: Option<String>,
+    pub resp_desc: Option<String>,
+    pub outcome: Option<String>,
+    pub normalized: Option<String>,
+    pub received_at: i64,
+}
+
+/// One outbox event.
+#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
+pub struct EventRow {
+    pub seq: i64,
+    pub event_id: String,
+    pub merchant_id: String,
+    pub invoice_no: String,
+    pub sequence: i64,
+    pub event_type: String,
+    pub body: String,
+    pub created_at: i64,
+    pub published_at: Option<i64>,
+    pub attempts: i32,
+}
