@@ -7,6 +7,9 @@
 
 pub mod config;
 pub mod domain;
+pub mod http;
 pub mod metrics;
 pub mod protocol;
+pub mod startup;
 pub mod store;
+pub mod telemetry;

@@ -1,0 +1,177 @@
+//! Internal listener: health, readiness, metrics and the `/v1` API.
+
+use actix_web::{web, HttpResponse};
+use serde::Deserialize;
+
+use crate::domain::event::rfc3339_ms;
+use crate::http::error::ApiError;
+use crate::http::AppState;
+use crate::store::{now_ms, ReplaySelector};
+
+/// `GET /healthz`: the process can serve.
+pub async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
+}
+
+/// `GET /readyz`: 200 when the store answers; the body also reports broker and outbox.
+pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+    let store_ok = tokio::time::timeout(std::time::Duration::from_secs(2), state.store.ping())
+        .await
+        .map(|r| r.is_ok())
+        .unwrap_or(false);
+    let outbox = match state.store.outbox_stats().await {
+        Ok(s) => serde_json::json!({
+            "backlog": s.backlog,
+            "oldestAgeSeconds": s.oldest_created_at_ms.map(|t| (now_ms() - t).max(0) / 1000),
+        }),
+        Err(_) => serde_json::Value::Null,
+    };
+    let ready = store_ok && !state.is_draining();
+    let body = serde_json::json!({
+        "status": if ready { "ready" } else if state.is_draining() { "draining" } else { "store_unavailable" },
+        "store": { "backend": state.store.backend(), "ok": store_ok },
+        "broker": { "connected": (state.broker_status)() },
+        "outbox": outbox,
+    });
+    if ready {
+        HttpResponse::Ok().json(body)
+    } else {
+        HttpResponse::ServiceUnavailable().json(body)
+    }
+}
+
+/// `GET /metrics`: Prometheus text format. Refreshes the DB-derived gauges first.
+pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    if let Ok(Ok(counts)) = tokio::time::timeout(
+        std::time::Duration::from_secs(2),
+        state.store.count_by_status(),
+    )
+    .await
+    {
+        for status in crate::domain::state::Status::ALL {
+            let n = counts
+                .iter()
+                .find(|(s, _)| s == status.as_str())
+                .map(|(_, n)| *n)
+                .unwrap_or(0);
+            state
+                .metrics
+                .invoices
+                .with_label_values(&[status.as_str()])
+                .set(n);
+        }
+    }
+    if let Ok(stats) = state.store.outbox_stats().await {
+        state.metrics.outbox_backlog.set(stats.backlog);
+        state.metrics.outbox_oldest_age_seconds.set(
+            stats
+                .oldest_created_at_ms
+                .map(|t| (now_ms() - t).max(0) / 1000)
+                .unwrap_or(0),
+        );
+    }
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(state.metrics.render())
+}
+
+/// `GET /v1/invoices/{merchantID}/{invoiceNo}`: current state and history of one invoice.
+pub async fn get_invoice(
+    path: web::Path<(String, String)>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let (merchant_id, invoice_no) = path.into_inner();
+    let Some(inv) = state.store.invoice(&merchant_id, &invoice_no).await? else {
+        return Err(ApiError::not_found(format!(
+            "invoice {invoice_no} of merchant {merchant_id} is not known"
+        )));
+    };
+    let history = state.store.history(&merchant_id, &invoice_no).await?;
+    let events = state.store.events_of(&merchant_id, &invoice_no).await?;
+    let time = |t: Option<i64>| t.map(rfc3339_ms);
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "merchantID": inv.merchant_id,
+        "invoiceNo": inv.invoice_no,
+        "status": inv.status,
+        "amount": inv.amount().map(|a| a.to_json()),
+        "respCode": inv.resp_code,
+        "respDesc": inv.resp_desc,
+        "tranRef": inv.tran_ref,
+        "origin": inv.origin,
+        "trusted": inv.trusted,
+        "needsReview": inv.needs_review,
+        "sequence": inv.sequence,
+        "notifiedAt": time(inv.notified_at),
+        "customerReturnedAt": time(inv.returned_at),
+        "expiresAt": time(inv.expires_at),
+        "nextInquiryAt": time(inv.next_inquiry_at),
+        "inquiryAttempts": inv.inquiry_attempts,
+        "createdAt": rfc3339_ms(inv.created_at),
+        "updatedAt": rfc3339_ms(inv.updated_at),
+        "history": history.iter().map(|h| serde_json::json!({
+            "kind": h.kind,
+            "respCode": h.resp_code,
+            "respDesc": h.resp_desc,
+            "outcome": h.outcome,
+            "receivedAt": rfc3339_ms(h.received_at),
+            "observation": h.normalized.as_deref().and_then(|n| serde_json::from_str::<serde_json::Value>(n).ok()),
+        })).collect::<Vec<_>>(),
+        "events": events.iter().map(|e| serde_json::json!({
+            "id": e.event_id,
+            "type": e.event_type,
+            "sequence": e.sequence,
+            "createdAt": rfc3339_ms(e.created_at),
+            "publishedAt": time(e.published_at),
+        })).collect::<Vec<_>>(),
+    })))
+}
+
+/// Body of `POST /v1/events/replay`: one invoice, or a time range (RFC 3339), optionally per merchant.
+#[derive(Debug, Deserialize)]
+pub struct ReplayRequest {
+    #[serde(rename = "merchantID")]
+    merchant_id: Option<String>,
+    #[serde(rename = "invoiceNo")]
+    invoice_no: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+}
+
+/// `POST /v1/events/replay`: publish stored events again with their original ids.
+pub async fn replay_events(
+    body: web::Bytes,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let req: ReplayRequest = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::bad_request(
+            "malformed",
+            format!("the body is not a replay request: {e}"),
+        )
+    })?;
+    let parse = |field: &str, v: &str| {
+        chrono::DateTime::parse_from_rfc3339(v)
+            .map(|t| t.timestamp_millis())
+            .map_err(|_| {
+                ApiError::bad_request("malformed", format!("`{field}` must be an RFC 3339 time"))
+            })
+    };
+    let selector = match (&req.merchant_id, &req.invoice_no, &req.from, &req.to) {
+        (Some(m), Some(i), None, None) => ReplaySelector::Invoice { merchant_id: m.clone(), invoice_no: i.clone() },
+        (m, None, Some(from), Some(to)) => {
+            let (from_ms, to_ms) = (parse("from", from)?, parse("to", to)?);
+            if from_ms >= to_ms {
+                return Err(ApiError::bad_request("malformed", "`from` must be before `to`"));
+            }
+            ReplaySelector::Range { from_ms, to_ms, merchant_id: m.clone() }
+        }
+        _ => {
+            return Err(ApiError::bad_request(
+                "malformed",
+                "give either merchantID and invoiceNo, or from and to (RFC 3339) with an optional merchantID",
+            ))
+        }
+    };
+    let count = state.store.replay(selector).await?;
+    state.outbox_wake.notify_one();
+    Ok(HttpResponse::Accepted().json(serde_json::json!({ "requeued": count })))
+}

@@ -1,0 +1,75 @@
+//! The two HTTP listeners: public (2C2P-facing `/2c2p/*` only) and internal (health, metrics and
+//! the `/v1` API behind bearer tokens).
+
+pub mod auth;
+pub mod body;
+pub mod error;
+pub mod internal;
+pub mod notification;
+pub mod request_metrics;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use tokio::sync::Notify;
+
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::store::{Store, Timing};
+
+/// Reports whether the broker connection is up (for `/readyz`).
+pub type BrokerStatus = Arc<dyn Fn() -> bool + Send + Sync>;
+
+/// Everything handlers share.
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub store: Store,
+    pub metrics: Metrics,
+    /// Woken after each commit that wrote events, so the outbox relay publishes at once.
+    pub outbox_wake: Arc<Notify>,
+    pub broker_status: BrokerStatus,
+    /// Set on SIGTERM: `/readyz` answers 503 while in-flight work finishes.
+    pub draining: Arc<AtomicBool>,
+}
+
+impl AppState {
+    /// The scheduling parameters the store needs.
+    pub fn timing(&self) -> Timing {
+        let r = &self.config.settings.reconcile;
+        Timing {
+            grace: r.grace,
+            payment_window: r.default_payment_window,
+        }
+    }
+
+    /// Whether the service is shutting down.
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Relaxed)
+    }
+}
+
+/// Routes of the public listener.
+pub fn public_routes(cfg: &mut actix_web::web::ServiceConfig) {
+    cfg.route(
+        "/2c2p/backend-notification",
+        actix_web::web::post().to(notification::backend_notification),
+    );
+}
+
+/// Routes of the internal listener.
+pub fn internal_routes(cfg: &mut actix_web::web::ServiceConfig) {
+    use actix_web::web;
+    cfg.route("/healthz", web::get().to(internal::healthz))
+        .route("/readyz", web::get().to(internal::readyz))
+        .route("/metrics", web::get().to(internal::metrics))
+        .service(
+            web::scope("/v1")
+                .wrap(actix_web::middleware::from_fn(auth::require_bearer))
+                .route(
+                    "/invoices/{merchant_id}/{invoice_no}",
+                    web::get().to(internal::get_invoice),
+                )
+                .route("/events/replay", web::post().to(internal::replay_events)),
+        );
+}

@@ -1,0 +1,170 @@
+//! Builds the application (store, metrics, listeners, background tasks) and runs it until a
+//! shutdown signal, then drains: readiness off, listeners stop accepting, in-flight requests
+//! finish, background tasks flush within `server.shutdown_timeout`.
+
+use std::net::{SocketAddr, TcpListener};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use actix_web::dev::{Server, ServerHandle};
+use actix_web::{middleware, web, App, HttpServer};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::http::{self, AppState};
+use crate::metrics::Metrics;
+use crate::store::Store;
+
+/// A built, bound, not yet running application.
+pub struct Application {
+    public_addr: SocketAddr,
+    internal_addr: SocketAddr,
+    public: Server,
+    internal: Server,
+    state: AppState,
+    shutdown: CancellationToken,
+}
+
+impl Application {
+    /// Connects the store (running migrations when configured), binds both listeners and starts
+    /// the background tasks. Port 0 binds a free port (tests).
+    pub async fn build(config: Config) -> anyhow::Result<Application> {
+        let config = Arc::new(config);
+        let settings = &config.settings;
+        let store = Store::connect(&settings.database).await?;
+        if settings.database.migrate_on_start {
+            store.migrate().await?;
+        }
+        let metrics = Metrics::new();
+        let shutdown = CancellationToken::new();
+        let state = AppState {
+            config: config.clone(),
+            store,
+            metrics,
+            outbox_wake: Arc::new(Notify::new()),
+            broker_status: Arc::new(|| false),
+            draining: Arc::new(AtomicBool::new(false)),
+        };
+
+        let public_listener = bind("server.public_addr", &settings.server.public_addr)?;
+        let internal_listener = bind("server.internal_addr", &settings.server.internal_addr)?;
+        let public_addr = public_listener.local_addr()?;
+        let internal_addr = internal_listener.local_addr()?;
+        let grace = settings.server.shutdown_timeout.as_secs().max(1);
+
+        let data = web::Data::new(state.clone());
+        let public_data = data.clone();
+        let public = HttpServer::new(move || {
+            App::new()
+                .app_data(public_data.clone())
+                .wrap(middleware::from_fn(http::request_metrics::track))
+                .wrap(tracing_actix_web::TracingLogger::default())
+                .configure(http::public_routes)
+        })
+        .listen(public_listener)?
+        .disable_signals()
+        .shutdown_timeout(grace)
+        .run();
+        let internal_data = data.clone();
+        let internal = HttpServer::new(move || {
+            App::new()
+                .app_data(internal_data.clone())
+                .wrap(middleware::from_fn(http::request_metrics::track))
+                .wrap(tracing_actix_web::TracingLogger::default())
+                .configure(http::internal_routes)
+        })
+        .listen(internal_listener)?
+        .disable_signals()
+        .workers(1)
+        .shutdown_timeout(grace)
+        .run();
+
+        tracing::info!(%public_addr, %internal_addr, store = state.store.backend(), merchants = config.merchants.len(), "pgw-relay listening");
+        if config.merchants.is_empty() {
+            tracing::warn!(
+                "no merchants are configured: every backend notification will be rejected"
+            );
+        }
+        Ok(Application {
+            public_addr,
+            internal_addr,
+            public,
+            internal,
+            state,
+            shutdown,
+        })
+    }
+
+    /// The bound public address.
+    pub fn public_addr(&self) -> SocketAddr {
+        self.public_addr
+    }
+
+    /// The bound internal address.
+    pub fn internal_addr(&self) -> SocketAddr {
+        self.internal_addr
+    }
+
+    /// Cancelling this token shuts the application down gracefully.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// The shared state (tests inspect metrics through it).
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until the shutdown token is cancelled, then drains.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let Application {
+            public,
+            internal,
+            state,
+            shutdown,
+            ..
+        } = self;
+        let public_handle = public.handle();
+        let internal_handle = internal.handle();
+        let public_task = tokio::spawn(public);
+        let internal_task = tokio::spawn(internal);
+
+        shutdown.cancelled().await;
+        drain(&state, &public_handle, &internal_handle).await;
+        let _ = public_task.await;
+        let _ = internal_task.await;
+        tracing::info!("pgw-relay stopped");
+        Ok(())
+    }
+}
+
+async fn drain(state: &AppState, public: &ServerHandle, internal: &ServerHandle) {
+    let settings = &state.config.settings.server;
+    state.draining.store(true, Ordering::Relaxed);
+    tracing::info!(drain_delay = ?settings.drain_delay, "shutting down: readiness off");
+    tokio::time::sleep(settings.drain_delay).await;
+    public.stop(true).await;
+    internal.stop(true).await;
+}
+
+fn bind(key: &str, addr: &str) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr).map_err(|e| anyhow::anyhow!("cannot listen on {key} = {addr}: {e}"))
+}
+
+/// Resolves on SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+        tokio::select! {
+            _ = term.recv() => {},
+            _ = tokio::signal::ctrl_c() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
