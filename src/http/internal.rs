@@ -114,6 +114,7 @@ pub async fn get_invoice(
             "respDesc": h.resp_desc,
             "outcome": h.outcome,
             "receivedAt": rfc3339_ms(h.received_at),
+            "raw": h.raw,
             "observation": h.normalized.as_deref().and_then(|n| serde_json::from_str::<serde_json::Value>(n).ok()),
         })).collect::<Vec<_>>(),
         "events": events.iter().map(|e| serde_json::json!({

@@ -5,7 +5,7 @@ use secrecy::ExposeSecret;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-use crate::domain::observation::{Observation, Source};
+use crate::domain::observation::{MaskedPan, Observation, Source};
 use crate::http::body::read_limited;
 use crate::http::error::ApiError;
 use crate::http::AppState;
@@ -91,15 +91,11 @@ async fn accept(
     )
     .map_err(|e| ApiError::bad_request("invalid_notification", e.to_string()))?;
     let dedupe_key = dedupe_key(&merchant.id, token);
+    let audit = audit_copy(token, &result);
     let (invoice_no, resp_code) = (obs.invoice_no.clone(), obs.resp_code.clone());
     let recorded = state
         .store
-        .record_observation(
-            obs,
-            Some(token.to_string()),
-            Some(dedupe_key),
-            state.timing(),
-        )
+        .record_observation(obs, Some(audit), Some(dedupe_key), state.timing())
         .await?;
     if recorded.events > 0 {
         state.outbox_wake.notify_one();
@@ -124,6 +120,36 @@ async fn accept(
     Ok(Accepted {
         duplicate: recorded.duplicate,
     })
+}
+
+/// The token as received, for audit; if it carried a full card number, its claims are stored
+/// re-encoded with the number masked (and the signature dropped, as it no longer applies).
+fn audit_copy(token: &str, result: &PaymentResult) -> String {
+    let Some(pan) = result.account_no.as_deref() else {
+        return token.to_string();
+    };
+    let masked = MaskedPan::new(pan);
+    if masked.as_str() == pan {
+        return token.to_string();
+    }
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let mut parts = token.split('.');
+    let header = parts.next().unwrap_or_default();
+    let claims = parts
+        .next()
+        .and_then(|c| b64.decode(c).ok())
+        .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok())
+        .map(|mut v| {
+            for field in ["accountNo", "cardNo", "pan"] {
+                if let Some(slot) = v.get_mut(field) {
+                    *slot = serde_json::Value::String(masked.as_str().to_string());
+                }
+            }
+            v
+        })
+        .unwrap_or_default();
+    format!("{header}.{}.redacted", b64.encode(claims.to_string()))
 }
 
 /// The same notification (same merchant, same signed claims) always gives the same key.

@@ -235,7 +235,7 @@ async fn select_invoice(conn: &mut Conn, merchant_id: &str, invoice_no: &str) ->
 
 async fn select_history(conn: &mut Conn, merchant_id: &str, invoice_no: &str) -> Result<Vec<HistoryRow>, StoreError> {
     Ok(sqlx::query_as::<_, HistoryRow>(
-        "SELECT id, kind, resp_code, resp_desc, outcome, normalized, received_at FROM history \
+        "SELECT id, kind, resp_code, resp_desc, outcome, raw, normalized, received_at FROM history \
          WHERE merchant_id = $1 AND invoice_no = $2 ORDER BY id",
     )
     .bind(merchant_id)

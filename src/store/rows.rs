@@ -58,6 +58,7 @@ pub struct HistoryRow {
     pub resp_code: Option<String>,
     pub resp_desc: Option<String>,
     pub outcome: Option<String>,
+    pub raw: Option<String>,
     pub normalized: Option<String>,
     pub received_at: i64,
 }

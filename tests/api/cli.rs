@@ -1,0 +1,93 @@
+//! The `pgw-relay` binary's sub-commands and start-up errors.
+
+use std::process::Command;
+
+fn relay() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_pgw-relay"));
+    cmd.current_dir(env!("CARGO_MANIFEST_DIR"));
+    for (key, _) in std::env::vars() {
+        if key.starts_with("PGW_RELAY") {
+            cmd.env_remove(key);
+        }
+    }
+    cmd
+}
+
+#[test]
+fn check_config_prints_the_effective_config_with_secrets_redacted() {
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = dir.path().join("jt01");
+    std::fs::write(&key_file, "super-secret-merchant-key\n").unwrap();
+    let file = dir.path().join("extra.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "[[merchants]]\nid = \"JT01\"\nsecret_key_file = \"{}\"\ntimezone = \"+07:00\"\n",
+            key_file.display()
+        ),
+    )
+    .unwrap();
+    let out = relay()
+        .args(["check-config", "--config"])
+        .arg(&file)
+        .env(
+            "PGW_RELAY__DATABASE__URL",
+            "postgres://relay:hunter2-password@127.0.0.1/relay",
+        )
+        .env(
+            "PGW_RELAY__INTERNAL_API__TOKENS",
+            "token-one-abcdef,token-two-abcdef",
+        )
+        .env("PGW_RELAY__RECONCILE__MAX_RPS", "7")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let cfg: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(
+        cfg["reconcile"]["max_rps"], 7,
+        "environment variables override files"
+    );
+    assert_eq!(cfg["merchants"][0]["id"], "JT01");
+    assert_eq!(cfg["internal_api"]["tokens"].as_array().unwrap().len(), 2);
+    for secret in [
+        "super-secret-merchant-key",
+        "hunter2-password",
+        "token-one-abcdef",
+    ] {
+        assert!(!text.contains(secret), "{secret} leaked: {text}");
+    }
+}
+
+#[test]
+fn a_bad_config_stops_start_up_with_a_message_naming_the_key() {
+    let cases = [
+        ("PGW_RELAY__RECONCILE__GRACE", "whenever", "grace"),
+        (
+            "PGW_RELAY__SERVER__PUBLIC_ADDR",
+            "not-an-address",
+            "server.public_addr",
+        ),
+        ("PGW_RELAY__DATABASE__URL", "mysql://x", "database.url"),
+        ("PGW_RELAY__BROKER__URL", "http://x", "broker.url"),
+    ];
+    for (var, value, key) in cases {
+        let out = relay().env(var, value).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{var}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(key), "{var}: {err}");
+    }
+}
+
+#[test]
+fn help_lists_the_sub_commands() {
+    let out = relay().arg("--help").output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    for cmd in ["migrate", "check-config", "serve"] {
+        assert!(text.contains(cmd), "{text}");
+    }
+}

@@ -1,0 +1,335 @@
+//! Starting the service for a test, and talking to it.
+
+use std::sync::Once;
+use std::time::Duration;
+
+use pgw_relay::config::{self, Sources};
+use pgw_relay::startup::Application;
+use serde_json::{json, Value};
+use sqlx::Connection;
+use tokio_util::sync::CancellationToken;
+
+/// The JT01 sandbox key (public demo material).
+pub const JT01_KEY: &str = "ECC4E54DBA738857B84A7EBC6B5DC7187B8DA68750E88AB53AAA41F548D6F2D9";
+/// The key of the real 4.1 sandbox notification in the vectors file.
+pub const REAL_MERCHANT: &str = "702702000001875";
+pub const REAL_KEY: &str = "33949FCDF8791E4DC33E186BA30C93232870F093CCC2D4CCC4CE215B819B6550";
+pub const API_TOKEN: &str = "test-internal-token";
+
+/// Which store a test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Both backends, for tests that must behave the same on each.
+pub const BACKENDS: [Backend; 2] = [Backend::Sqlite, Backend::Postgres];
+
+/// The server holding test databases.
+pub fn postgres_admin_url() -> String {
+    std::env::var("PGW_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string())
+}
+
+/// A database made for one test and dropped afterwards.
+pub struct TestDb {
+    pub url: String,
+    pg_name: Option<String>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl TestDb {
+    pub async fn new(backend: Backend) -> TestDb {
+        match backend {
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir().expect("temp dir");
+                let url = format!("sqlite://{}/relay.db", dir.path().display());
+                TestDb {
+                    url,
+                    pg_name: None,
+                    _dir: Some(dir),
+                }
+            }
+            Backend::Postgres => {
+                let name = format!("pgw_test_{}", uuid::Uuid::now_v7().simple());
+                let admin = postgres_admin_url();
+                let mut conn = sqlx::PgConnection::connect(&admin)
+                    .await
+                    .expect("PostgreSQL reachable for tests");
+                sqlx::query(&format!("CREATE DATABASE \"{name}\""))
+                    .execute(&mut conn)
+                    .await
+                    .expect("create test database");
+                let mut url = url::Url::parse(&admin).expect("admin url");
+                url.set_path(&name);
+                TestDb {
+                    url: url.to_string(),
+                    pg_name: Some(name),
+                    _dir: None,
+                }
+            }
+        }
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Some(name) = self.pg_name.take() {
+            let admin = postgres_admin_url();
+            let _ = std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("runtime");
+                rt.block_on(async {
+                    if let Ok(mut conn) = sqlx::PgConnection::connect(&admin).await {
+                        let _ = sqlx::query(&format!(
+                            "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+                        ))
+                        .execute(&mut conn)
+                        .await;
+                    }
+                });
+            })
+            .join();
+        }
+    }
+}
+
+/// Knobs for one test's service.
+pub struct Options {
+    pub backend: Backend,
+    /// Extra TOML appended to the generated config.
+    pub extra_toml: String,
+    /// Reuse this database (restart tests).
+    pub db_url: Option<String>,
+    /// `database.migrate_on_start`.
+    pub migrate: bool,
+}
+
+impl Options {
+    pub fn new(backend: Backend) -> Self {
+        Options {
+            backend,
+            extra_toml: String::new(),
+            db_url: None,
+            migrate: true,
+        }
+    }
+}
+
+/// A running service.
+pub struct TestApp {
+    pub public: String,
+    pub internal: String,
+    pub client: reqwest::Client,
+    /// The database this app uses (restart tests start a second app on it).
+    #[allow(dead_code)]
+    pub db_url: String,
+    pub shutdown: CancellationToken,
+    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    _db: Option<TestDb>,
+    _config_dir: tempfile::TempDir,
+}
+
+fn init_logs() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        if std::env::var("TEST_LOG").is_ok() {
+            pgw_relay::telemetry::init(&pgw_relay::config::LogSettings {
+                format: pgw_relay::config::LogFormat::Pretty,
+                filter: "info".into(),
+            });
+        }
+    });
+}
+
+/// Starts the service on free loopback ports with merchants JT01 and the real-vector merchant.
+pub async fn spawn_app(opts: Options) -> TestApp {
+    init_logs();
+    let (db, db_url) = match &opts.db_url {
+        Some(url) => (None, url.clone()),
+        None => {
+            let db = TestDb::new(opts.backend).await;
+            let url = db.url.clone();
+            (Some(db), url)
+        }
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("test.toml");
+    let toml = format!(
+        r#"
+[server]
+public_addr = "127.0.0.1:0"
+internal_addr = "127.0.0.1:0"
+shutdown_timeout = "5s"
+
+[log]
+format = "pretty"
+
+[database]
+url = "{db_url}"
+migrate_on_start = {migrate}
+
+[broker]
+url = "amqp://guest:guest@127.0.0.1:5672/%2f"
+
+[internal_api]
+tokens = ["{API_TOKEN}"]
+
+[[merchants]]
+id = "JT01"
+secret_key = "{JT01_KEY}"
+timezone = "+08:00"
+result_url = "https://shop.example/payment/result"
+
+[[merchants]]
+id = "{REAL_MERCHANT}"
+secret_key = "{REAL_KEY}"
+timezone = "+08:00"
+{extra}
+"#,
+        extra = opts.extra_toml,
+        migrate = opts.migrate
+    );
+    std::fs::write(&file, toml).expect("write config");
+    let sources = Sources {
+        dir: Some(dir.path().to_path_buf()),
+        env_name: None,
+        files: vec![file],
+        use_environment: false,
+    };
+    let config = config::load(&sources).expect("test config is valid");
+    let app = Application::build(config)
+        .await
+        .expect("application starts");
+    let public = format!("http://{}", app.public_addr());
+    let internal = format!("http://{}", app.internal_addr());
+    let shutdown = app.shutdown_token();
+    let task = tokio::spawn(app.run_until_stopped());
+    TestApp {
+        public,
+        internal,
+        client: reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .expect("client"),
+        db_url,
+        shutdown,
+        task: Some(task),
+        _db: db,
+        _config_dir: dir,
+    }
+}
+
+impl TestApp {
+    /// Posts a backend notification body as 2C2P would.
+    pub async fn post_notification_body(
+        &self,
+        body: impl Into<reqwest::Body>,
+    ) -> reqwest::Response {
+        self.client
+            .post(format!("{}/2c2p/backend-notification", self.public))
+            .header("content-type", "application/json; charset=utf-8")
+            .body(body)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    /// Posts `{"payload": token}`.
+    pub async fn post_notification(&self, token: &str) -> reqwest::Response {
+        self.post_notification_body(json!({ "payload": token }).to_string())
+            .await
+    }
+
+    /// `GET /v1/invoices/{m}/{i}` with the test token.
+    pub async fn get_invoice(&self, merchant: &str, invoice: &str) -> reqwest::Response {
+        self.client
+            .get(format!(
+                "{}/v1/invoices/{merchant}/{invoice}",
+                self.internal
+            ))
+            .bearer_auth(API_TOKEN)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    /// The invoice JSON, asserting it exists.
+    pub async fn invoice(&self, merchant: &str, invoice: &str) -> Value {
+        let res = self.get_invoice(merchant, invoice).await;
+        assert_eq!(res.status(), 200, "invoice {invoice} should exist");
+        res.json().await.expect("invoice json")
+    }
+
+    /// The `/metrics` text.
+    pub async fn metrics(&self) -> String {
+        self.client
+            .get(format!("{}/metrics", self.internal))
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("text")
+    }
+
+    /// The value of one sample line (`name{labels}`), 0 when absent.
+    pub async fn metric(&self, series: &str) -> f64 {
+        metric_value(&self.metrics().await, series)
+    }
+
+    /// Stops the service gracefully and waits for it.
+    pub async fn stop(mut self) {
+        self.shutdown.cancel();
+        if let Some(task) = self.task.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(30), task).await;
+        }
+    }
+}
+
+/// Reads `series` (exact name with labels as rendered) from a Prometheus exposition.
+pub fn metric_value(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|l| {
+            l.strip_prefix(series)
+                .and_then(|rest| rest.strip_prefix(' '))
+                .map(|v| v.trim().parse().unwrap_or(0.0))
+        })
+        .unwrap_or(0.0)
+}
+
+/// Builds notification claims in the 4.3 spelling.
+pub fn notification(invoice: &str, resp_code: &str, amount: Value, tran_ref: &str) -> Value {
+    json!({
+        "merchantID": "JT01",
+        "invoiceNo": invoice,
+        "accountNo": "411111XXXXXX1111",
+        "amount": amount,
+        "currencyCode": "SGD",
+        "customerToken": "28052010234224845229",
+        "tranRef": tran_ref,
+        "referenceNo": "2785703",
+        "approvalCode": "531484",
+        "eci": "05",
+        "transactionDateTime": "20261127080508",
+        "agentCode": "OCBC",
+        "channelCode": "VI",
+        "respCode": resp_code,
+        "respDesc": "Success",
+        "userDefined1": "order-42",
+    })
+}
+
+/// Signs claims with the JT01 key.
+pub fn sign_jt01(claims: &Value) -> String {
+    pgw_relay::protocol::jwt::sign(claims, JT01_KEY)
+}
+
+/// A unique invoice number.
+pub fn invoice_no() -> String {
+    let id = uuid::Uuid::now_v7().simple().to_string();
+    format!("INV{}", &id[id.len() - 16..])
+}

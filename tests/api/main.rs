@@ -1,0 +1,7 @@
+//! Integration tests: the real service on free loopback ports against real SQLite and PostgreSQL
+//! (and RabbitMQ / pgw-sim where a test needs them), driven over HTTP.
+
+mod cli;
+mod helpers;
+mod internal_api;
+mod notifications;
