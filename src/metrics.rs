@@ -218,6 +218,46 @@ impl Metrics {
         ] {
             m.anomalies.with_label_values(&[reason]);
         }
+        for ty in [
+            "payment.pending",
+            "payment.succeeded",
+            "payment.failed",
+            "payment.cancelled",
+            "payment.expired",
+            "payment.anomaly",
+        ] {
+            m.events_published.with_label_values(&[ty]);
+        }
+        for result in [
+            "succeeded",
+            "failed",
+            "cancelled",
+            "pending",
+            "not_found",
+            "indeterminate",
+            "needs_review",
+            "post_payment",
+            "request_error",
+            "transport_error",
+        ] {
+            m.inquiries.with_label_values(&[result]);
+        }
+        for api in ["payment_token", "payment_inquiry"] {
+            for kind in [
+                "timeout",
+                "transport",
+                "http_status",
+                "unsigned_error",
+                "bad_signature",
+                "malformed",
+            ] {
+                m.gateway_errors.with_label_values(&[api, kind]);
+            }
+        }
+        for outcome in ["accepted", "malformed", "rate_limited", "unknown_merchant"] {
+            m.notifications_received
+                .with_label_values(&["frontend", outcome]);
+        }
         m
     }
 

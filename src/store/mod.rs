@@ -94,6 +94,67 @@ pub enum ReplaySelector {
     },
 }
 
+/// A browser return to record.
+#[derive(Debug, Clone)]
+pub struct FrontendReturnRecord {
+    pub merchant_id: String,
+    pub invoice_no: String,
+    /// The flow code the browser carried (never a payment result).
+    pub resp_code: Option<String>,
+    pub resp_desc: Option<String>,
+    /// The decoded `paymentResponse` JSON, for history.
+    pub raw: String,
+    /// How soon the next inquiry should run.
+    pub after_return: Duration,
+    /// Invoices learned only from browser returns that a merchant may have at once.
+    pub max_untrusted: i64,
+}
+
+/// What recording a browser return did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FrontendReturnResult {
+    /// The invoice's trusted state (`None` when it is not stored).
+    pub status: Option<Status>,
+    /// The invoice was unknown and is now registered as untrusted.
+    pub created: bool,
+    /// Unknown invoice not registered: the merchant's untrusted-invoice cap is reached.
+    pub limited: bool,
+}
+
+/// The outcome of one inquiry, to record.
+#[derive(Debug, Clone)]
+pub struct InquiryDone {
+    pub merchant_id: String,
+    pub invoice_no: String,
+    /// The verified answer, normalised (`None` when the gateway gave no payment result).
+    pub observation: Option<Observation>,
+    /// The signed answer, for audit.
+    pub raw: Option<String>,
+    /// When to inquire again if the invoice is still pending (`None` = not again).
+    pub next_at: Option<i64>,
+    /// Expire the invoice if it is still pending after applying the answer.
+    pub expire: bool,
+}
+
+/// What recording an inquiry did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InquiryRecorded {
+    pub status: Status,
+    pub expired: bool,
+    pub applied: Option<RecordResult>,
+}
+
+/// Reconciliation figures for metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReconcileStats {
+    /// Invoices due now.
+    pub due: i64,
+    /// Creation time of the oldest invoice still scheduled.
+    pub oldest_created_at_ms: Option<i64>,
+    /// Scheduled invoices older than `give_up_after`.
+    pub unresolved: i64,
+}
+
 /// The store: one of the two backends.
 #[derive(Clone)]
 pub enum Store {
@@ -225,6 +286,45 @@ impl Store {
     /// Marks the selected events unpublished so the relay sends them again with their ids.
     pub async fn replay(&self, selector: ReplaySelector) -> Result<u64, StoreError> {
         dispatch!(self, s => s.replay(selector).await)
+    }
+
+    /// Records a browser return: history, "customer returned", next inquiry brought forward to
+    /// `after_return`; an unknown invoice is registered as untrusted unless the cap is reached.
+    pub async fn record_frontend_return(
+        &self,
+        ret: FrontendReturnRecord,
+        timing: Timing,
+    ) -> Result<FrontendReturnResult, StoreError> {
+        dispatch!(self, s => s.record_frontend_return(ret, timing).await)
+    }
+
+    /// Leases up to `limit` invoices whose next inquiry is due to `owner` for `lease`. Invoices
+    /// leased by another live replica are skipped; a crashed replica's leases expire.
+    pub async fn claim_due_invoices(
+        &self,
+        owner: &str,
+        limit: i64,
+        lease: Duration,
+    ) -> Result<Vec<InvoiceRow>, StoreError> {
+        dispatch!(self, s => s.claim_due_invoices(owner.to_string(), limit, lease).await)
+    }
+
+    /// Applies an inquiry's answer (like a notification, source `inquiry`), expires the invoice
+    /// when asked and still pending, schedules the next attempt and releases the lease.
+    pub async fn record_inquiry(
+        &self,
+        done: InquiryDone,
+        timing: Timing,
+    ) -> Result<InquiryRecorded, StoreError> {
+        dispatch!(self, s => s.record_inquiry(done, timing).await)
+    }
+
+    /// Reconciliation backlog figures.
+    pub async fn reconcile_stats(
+        &self,
+        give_up_after: Duration,
+    ) -> Result<ReconcileStats, StoreError> {
+        dispatch!(self, s => s.reconcile_stats(give_up_after).await)
     }
 
     /// Invoices per state.

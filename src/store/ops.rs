@@ -1,11 +1,14 @@
 // Store operations written once against `Db`/`Conn` and compiled into both backend modules with
 // `include!`. The including module defines `Db`, `Conn`, `SELECT_INVOICE_LOCKED` and
-// `CLAIM_EVENTS` (the only dialect differences).
+// `CLAIM_EVENTS`, `CLAIM_DUE_INVOICES` (the only dialect differences).
 
 use crate::domain::event::{self, EventFacts};
 use crate::domain::observation::{Observation, Source};
 use crate::domain::state::{self, Current, Decision, Status};
-use crate::store::{ms, EventRow, HistoryRow, InvoiceRow, NewInvoice, OutboxStats, RecordResult, ReplaySelector, StoreError, Timing};
+use crate::store::{
+    ms, EventRow, FrontendReturnRecord, FrontendReturnResult, HistoryRow, InquiryDone, InquiryRecorded, InvoiceRow, NewInvoice,
+    OutboxStats, ReconcileStats, RecordResult, ReplaySelector, StoreError, Timing,
+};
 
 const INVOICE_COLUMNS: &str = "merchant_id, invoice_no, status, amount_minor, currency, exponent, origin, trusted, sequence, \
     resp_code, resp_desc, tran_ref, notified_at, returned_at, needs_review, expires_at, next_inquiry_at, \
@@ -329,4 +332,155 @@ async fn count_by_status(conn: &mut Conn) -> Result<Vec<(String, i64)>, StoreErr
     Ok(sqlx::query_as("SELECT status, COUNT(*) FROM invoices GROUP BY status")
         .fetch_all(&mut *conn)
         .await?)
+}
+
+/// Records a browser return; see `Store::record_frontend_return`.
+async fn record_frontend_return(
+    conn: &mut Conn,
+    ret: &FrontendReturnRecord,
+    timing: Timing,
+    now: i64,
+) -> Result<FrontendReturnResult, StoreError> {
+    let existing = lock_invoice(conn, &ret.merchant_id, &ret.invoice_no).await?;
+    let created = match &existing {
+        Some(_) => false,
+        None => {
+            let (untrusted,): (i64,) =
+                sqlx::query_as("SELECT COUNT(*) FROM invoices WHERE merchant_id = $1 AND trusted = FALSE")
+                    .bind(&ret.merchant_id)
+                    .fetch_one(&mut *conn)
+                    .await?;
+            if untrusted >= ret.max_untrusted {
+                return Ok(FrontendReturnResult { status: None, created: false, limited: true });
+            }
+            sqlx::query(INSERT_INVOICE_IF_ABSENT)
+                .bind(&ret.merchant_id)
+                .bind(&ret.invoice_no)
+                .bind(None::<i64>)
+                .bind(None::<String>)
+                .bind(None::<i32>)
+                .bind("frontend_return")
+                .bind(false)
+                .bind(now + ms(timing.payment_window))
+                .bind(now + ms(ret.after_return))
+                .bind(now)
+                .execute(&mut *conn)
+                .await?;
+            true
+        }
+    };
+    sqlx::query(
+        "INSERT INTO history (merchant_id, invoice_no, kind, resp_code, resp_desc, raw, received_at) \
+         VALUES ($1, $2, 'frontend_return', $3, $4, $5, $6)",
+    )
+    .bind(&ret.merchant_id)
+    .bind(&ret.invoice_no)
+    .bind(&ret.resp_code)
+    .bind(&ret.resp_desc)
+    .bind(&ret.raw)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    // Bring the next inquiry forward unless the invoice is settled or under review.
+    let soon = now + ms(ret.after_return);
+    sqlx::query(
+        "UPDATE invoices SET returned_at = COALESCE(returned_at, $3), updated_at = $3, \
+         next_inquiry_at = CASE WHEN status = 'pending' AND needs_review = FALSE \
+             THEN (CASE WHEN next_inquiry_at IS NULL OR next_inquiry_at > $4 THEN $4 ELSE next_inquiry_at END) \
+             ELSE NULL END \
+         WHERE merchant_id = $1 AND invoice_no = $2",
+    )
+    .bind(&ret.merchant_id)
+    .bind(&ret.invoice_no)
+    .bind(now)
+    .bind(soon)
+    .execute(&mut *conn)
+    .await?;
+    let row = lock_invoice(conn, &ret.merchant_id, &ret.invoice_no).await?;
+    let status = match row {
+        Some(r) => Some(r.status()?),
+        None => None,
+    };
+    Ok(FrontendReturnResult { status, created, limited: false })
+}
+
+/// Claims invoices due for an inquiry; see `Store::claim_due_invoices`.
+async fn claim_due_invoices(conn: &mut Conn, owner: &str, limit: i64, lease_ms: i64, now: i64) -> Result<Vec<InvoiceRow>, StoreError> {
+    let mut rows = sqlx::query_as::<_, InvoiceRow>(CLAIM_DUE_INVOICES)
+        .bind(owner)
+        .bind(now + lease_ms)
+        .bind(now)
+        .bind(limit)
+        .fetch_all(&mut *conn)
+        .await?;
+    rows.sort_by_key(|r| r.next_inquiry_at);
+    Ok(rows)
+}
+
+/// Records the outcome of one inquiry; see `Store::record_inquiry`.
+async fn record_inquiry(conn: &mut Conn, done: &InquiryDone, timing: Timing, now: i64) -> Result<InquiryRecorded, StoreError> {
+    let mut result = None;
+    if let Some(obs) = &done.observation {
+        result = Some(apply_observation(conn, obs, done.raw.as_deref(), None, timing, now).await?);
+    }
+    let row = lock_invoice(conn, &done.merchant_id, &done.invoice_no)
+        .await?
+        .ok_or_else(|| StoreError::Corrupt("inquired invoice is not stored".into()))?;
+    let mut status = row.status()?;
+    let mut expired = false;
+    if done.expire && status == Status::Pending && !row.needs_review {
+        let ev = event::build(&EventFacts {
+            merchant_id: &row.merchant_id,
+            invoice_no: &row.invoice_no,
+            event_type: state::EventType::Expired,
+            status: Status::Expired,
+            previous_status: Some(Status::Pending),
+            sequence: row.sequence + 1,
+            amount: row.amount().as_ref(),
+            observation: None,
+            reason: None,
+            source: Source::Inquiry.as_str(),
+            now_ms: now,
+        });
+        if insert_event(conn, &ev).await? {
+            sqlx::query(
+                "UPDATE invoices SET status = 'expired', sequence = sequence + 1, updated_at = $3 \
+                 WHERE merchant_id = $1 AND invoice_no = $2",
+            )
+            .bind(&row.merchant_id)
+            .bind(&row.invoice_no)
+            .bind(now)
+            .execute(&mut *conn)
+            .await?;
+            status = Status::Expired;
+            expired = true;
+        }
+    }
+    let still_due = status == Status::Pending && !row.needs_review;
+    sqlx::query(
+        "UPDATE invoices SET inquiry_attempts = inquiry_attempts + 1, last_inquiry_at = $3, lease_owner = NULL, \
+         lease_until = NULL, next_inquiry_at = $4 WHERE merchant_id = $1 AND invoice_no = $2",
+    )
+    .bind(&done.merchant_id)
+    .bind(&done.invoice_no)
+    .bind(now)
+    .bind(if still_due { done.next_at } else { None })
+    .execute(&mut *conn)
+    .await?;
+    Ok(InquiryRecorded { status, expired, applied: result })
+}
+
+async fn reconcile_stats(conn: &mut Conn, now: i64, give_up_before: i64) -> Result<ReconcileStats, StoreError> {
+    let (due,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM invoices WHERE next_inquiry_at IS NOT NULL AND next_inquiry_at <= $1")
+        .bind(now)
+        .fetch_one(&mut *conn)
+        .await?;
+    let (oldest, unresolved): (Option<i64>, i64) = sqlx::query_as(
+        "SELECT MIN(created_at), COALESCE(SUM(CASE WHEN created_at < $1 THEN 1 ELSE 0 END), 0) FROM invoices \
+         WHERE next_inquiry_at IS NOT NULL",
+    )
+    .bind(give_up_before)
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(ReconcileStats { due, oldest_created_at_ms: oldest, unresolved })
 }

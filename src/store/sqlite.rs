@@ -25,6 +25,13 @@ const CLAIM_EVENTS: &str = "UPDATE events SET claimed_until = $1, claimed_by = $
     SELECT seq FROM events WHERE published_at IS NULL AND (claimed_until IS NULL OR claimed_until < $3) ORDER BY seq LIMIT $4) \
     RETURNING seq, event_id, merchant_id, invoice_no, sequence, event_type, body, created_at, published_at, attempts";
 
+const CLAIM_DUE_INVOICES: &str = "UPDATE invoices SET lease_owner = $1, lease_until = $2 WHERE (merchant_id, invoice_no) IN (\
+    SELECT merchant_id, invoice_no FROM invoices WHERE next_inquiry_at IS NOT NULL AND next_inquiry_at <= $3 \
+    AND (lease_until IS NULL OR lease_until < $3) ORDER BY next_inquiry_at LIMIT $4) \
+    RETURNING merchant_id, invoice_no, status, amount_minor, currency, exponent, origin, trusted, sequence, \
+    resp_code, resp_desc, tran_ref, notified_at, returned_at, needs_review, expires_at, next_inquiry_at, \
+    inquiry_attempts, last_inquiry_at, created_at, updated_at";
+
 include!("ops.rs");
 
 type Completion = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
@@ -200,6 +207,54 @@ impl SqliteStore {
     pub async fn replay(&self, selector: ReplaySelector) -> Result<u64, StoreError> {
         self.write(move |c| Box::pin(async move { replay(c, &selector).await }))
             .await
+    }
+
+    pub async fn record_frontend_return(
+        &self,
+        ret: FrontendReturnRecord,
+        timing: Timing,
+    ) -> Result<FrontendReturnResult, StoreError> {
+        self.write(move |c| {
+            Box::pin(async move { record_frontend_return(c, &ret, timing, now_ms()).await })
+        })
+        .await
+    }
+
+    pub async fn claim_due_invoices(
+        &self,
+        owner: String,
+        limit: i64,
+        lease: Duration,
+    ) -> Result<Vec<InvoiceRow>, StoreError> {
+        let lease_ms = crate::store::ms(lease);
+        self.write(move |c| {
+            Box::pin(async move { claim_due_invoices(c, &owner, limit, lease_ms, now_ms()).await })
+        })
+        .await
+    }
+
+    pub async fn record_inquiry(
+        &self,
+        done: InquiryDone,
+        timing: Timing,
+    ) -> Result<InquiryRecorded, StoreError> {
+        self.write(move |c| {
+            Box::pin(async move { record_inquiry(c, &done, timing, now_ms()).await })
+        })
+        .await
+    }
+
+    pub async fn reconcile_stats(
+        &self,
+        give_up_after: Duration,
+    ) -> Result<ReconcileStats, StoreError> {
+        let now = now_ms();
+        reconcile_stats(
+            &mut *self.read().await?,
+            now,
+            now - crate::store::ms(give_up_after),
+        )
+        .await
     }
 
     pub async fn count_by_status(&self) -> Result<Vec<(String, i64)>, StoreError> {

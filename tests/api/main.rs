@@ -2,6 +2,7 @@
 //! (and RabbitMQ / pgw-sim where a test needs them), driven over HTTP.
 
 mod cli;
+mod deploy_metrics;
 mod helpers;
 mod internal_api;
 mod notifications;
