@@ -27,10 +27,7 @@ pub enum ConfigError {
 
 impl ConfigError {
     fn invalid(key: impl Into<String>, message: impl Into<String>) -> Self {
-        ConfigError::Invalid {
-            key: key.into(),
-            message: message.into(),
-        }
+        ConfigError::Invalid { key: key.into(), message: message.into() }
     }
 }
 
@@ -236,19 +233,12 @@ impl Sources {
     pub fn from_environment(files: Vec<PathBuf>) -> Self {
         let mut all: Vec<PathBuf> = std::env::var("PGW_RELAY_CONFIG")
             .ok()
-            .map(|v| {
-                v.split(',')
-                    .filter(|s| !s.trim().is_empty())
-                    .map(|s| PathBuf::from(s.trim()))
-                    .collect()
-            })
+            .map(|v| v.split(',').filter(|s| !s.trim().is_empty()).map(|s| PathBuf::from(s.trim())).collect())
             .unwrap_or_default();
         all.extend(files);
         Sources {
             dir: None,
-            env_name: std::env::var("PGW_RELAY_ENV")
-                .ok()
-                .filter(|s| !s.is_empty()),
+            env_name: std::env::var("PGW_RELAY_ENV").ok().filter(|s| !s.is_empty()),
             files: all,
             use_environment: true,
         }
@@ -261,34 +251,22 @@ pub fn load(sources: &Sources) -> Result<Config, ConfigError> {
 }
 
 /// Like [`load`], with `key = value` overrides applied last (tests use this).
-pub fn load_with_overrides(
-    sources: &Sources,
-    overrides: &[(&str, config::Value)],
-) -> Result<Config, ConfigError> {
+pub fn load_with_overrides(sources: &Sources, overrides: &[(&str, config::Value)]) -> Result<Config, ConfigError> {
     use config::{Environment, File, FileFormat};
-    let dir = sources
-        .dir
-        .clone()
-        .unwrap_or_else(|| PathBuf::from("config"));
+    let dir = sources.dir.clone().unwrap_or_else(|| PathBuf::from("config"));
     let mut builder = config::Config::builder()
         .add_source(File::from_str(EMBEDDED_DEFAULTS, FileFormat::Toml))
         .add_source(File::from(dir.join("default.toml")).required(false));
     if let Some(env) = &sources.env_name {
         let path = dir.join(format!("{env}.toml"));
         if !path.exists() {
-            return Err(ConfigError::Load(format!(
-                "PGW_RELAY_ENV={env} but {} does not exist",
-                path.display()
-            )));
+            return Err(ConfigError::Load(format!("PGW_RELAY_ENV={env} but {} does not exist", path.display())));
         }
         builder = builder.add_source(File::from(path));
     }
     for file in &sources.files {
         if !file.exists() {
-            return Err(ConfigError::Load(format!(
-                "config file {} does not exist",
-                file.display()
-            )));
+            return Err(ConfigError::Load(format!("config file {} does not exist", file.display())));
         }
         builder = builder.add_source(File::from(file.as_path()));
     }
@@ -302,16 +280,10 @@ pub fn load_with_overrides(
         );
     }
     for (key, value) in overrides {
-        builder = builder
-            .set_override(*key, value.clone())
-            .map_err(|e| ConfigError::Load(e.to_string()))?;
+        builder = builder.set_override(*key, value.clone()).map_err(|e| ConfigError::Load(e.to_string()))?;
     }
-    let raw = builder
-        .build()
-        .map_err(|e| ConfigError::Load(e.to_string()))?;
-    let settings: Settings = raw
-        .try_deserialize()
-        .map_err(|e| ConfigError::Load(e.to_string()))?;
+    let raw = builder.build().map_err(|e| ConfigError::Load(e.to_string()))?;
+    let settings: Settings = raw.try_deserialize().map_err(|e| ConfigError::Load(e.to_string()))?;
     resolve(settings)
 }
 
@@ -320,75 +292,41 @@ pub fn resolve(settings: Settings) -> Result<Config, ConfigError> {
     validate_addr("server.public_addr", &settings.server.public_addr)?;
     validate_addr("server.internal_addr", &settings.server.internal_addr)?;
     if settings.server.max_body_bytes < 1024 {
-        return Err(ConfigError::invalid(
-            "server.max_body_bytes",
-            "must be at least 1024",
-        ));
+        return Err(ConfigError::invalid("server.max_body_bytes", "must be at least 1024"));
     }
     let db_url = settings.database.url.expose_secret();
-    if !(db_url.starts_with("sqlite:")
-        || db_url.starts_with("postgres://")
-        || db_url.starts_with("postgresql://"))
-    {
-        return Err(ConfigError::invalid(
-            "database.url",
-            "must start with sqlite: or postgres://",
-        ));
+    if !(db_url.starts_with("sqlite:") || db_url.starts_with("postgres://") || db_url.starts_with("postgresql://")) {
+        return Err(ConfigError::invalid("database.url", "must start with sqlite: or postgres://"));
     }
     if settings.database.max_connections == 0 {
-        return Err(ConfigError::invalid(
-            "database.max_connections",
-            "must be at least 1",
-        ));
+        return Err(ConfigError::invalid("database.max_connections", "must be at least 1"));
     }
     if settings.database.write_batch == 0 {
-        return Err(ConfigError::invalid(
-            "database.write_batch",
-            "must be at least 1",
-        ));
+        return Err(ConfigError::invalid("database.write_batch", "must be at least 1"));
     }
     let broker_url = settings.broker.url.expose_secret();
     if !(broker_url.starts_with("amqp://") || broker_url.starts_with("amqps://")) {
-        return Err(ConfigError::invalid(
-            "broker.url",
-            "must start with amqp:// or amqps://",
-        ));
+        return Err(ConfigError::invalid("broker.url", "must start with amqp:// or amqps://"));
     }
     if settings.broker.exchange.is_empty() {
         return Err(ConfigError::invalid("broker.exchange", "must not be empty"));
     }
     if settings.broker.publish_batch == 0 {
-        return Err(ConfigError::invalid(
-            "broker.publish_batch",
-            "must be at least 1",
-        ));
+        return Err(ConfigError::invalid("broker.publish_batch", "must be at least 1"));
     }
-    url::Url::parse(&settings.gateway.base_url)
-        .map_err(|e| ConfigError::invalid("gateway.base_url", e.to_string()))?;
+    url::Url::parse(&settings.gateway.base_url).map_err(|e| ConfigError::invalid("gateway.base_url", e.to_string()))?;
     let r = &settings.reconcile;
     if r.max_rps == 0 {
-        return Err(ConfigError::invalid(
-            "reconcile.max_rps",
-            "must be at least 1",
-        ));
+        return Err(ConfigError::invalid("reconcile.max_rps", "must be at least 1"));
     }
     if r.initial_backoff > r.max_backoff {
-        return Err(ConfigError::invalid(
-            "reconcile.initial_backoff",
-            "must not exceed reconcile.max_backoff",
-        ));
+        return Err(ConfigError::invalid("reconcile.initial_backoff", "must not exceed reconcile.max_backoff"));
     }
     if r.concurrency == 0 || r.batch == 0 {
-        return Err(ConfigError::invalid(
-            "reconcile.concurrency",
-            "concurrency and batch must be at least 1",
-        ));
+        return Err(ConfigError::invalid("reconcile.concurrency", "concurrency and batch must be at least 1"));
     }
     if settings.frontend_return.inquiries_per_second == 0 {
-        return Err(ConfigError::invalid(
-            "frontend_return.inquiries_per_second",
-            "must be at least 1",
-        ));
+        return Err(ConfigError::invalid("frontend_return.inquiries_per_second", "must be at least 1"));
     }
 
     let mut seen = HashSet::new();
@@ -396,47 +334,31 @@ pub fn resolve(settings: Settings) -> Result<Config, ConfigError> {
     for (i, m) in settings.merchants.iter().enumerate() {
         let key = |field: &str| format!("merchants[{i}].{field}");
         if m.id.is_empty() || m.id.len() > 25 {
-            return Err(ConfigError::invalid(
-                key("id"),
-                "must be 1 to 25 characters",
-            ));
+            return Err(ConfigError::invalid(key("id"), "must be 1 to 25 characters"));
         }
         if !seen.insert(m.id.clone()) {
-            return Err(ConfigError::invalid(
-                key("id"),
-                format!("merchant {} is configured twice", m.id),
-            ));
+            return Err(ConfigError::invalid(key("id"), format!("merchant {} is configured twice", m.id)));
         }
-        let secret_key = secret_from(
-            &key("secret_key"),
-            m.secret_key.as_ref(),
-            m.secret_key_file.as_deref(),
-        )?
-        .ok_or_else(|| {
-            ConfigError::invalid(
-                key("secret_key"),
-                "secret_key or secret_key_file is required",
-            )
-        })?;
+        let secret_key = secret_from(&key("secret_key"), m.secret_key.as_ref(), m.secret_key_file.as_deref())?
+            .ok_or_else(|| ConfigError::invalid(key("secret_key"), "secret_key or secret_key_file is required"))?;
         let previous_secret_key = secret_from(
             &key("previous_secret_key"),
             m.previous_secret_key.as_ref(),
             m.previous_secret_key_file.as_deref(),
         )?;
-        let timezone: FixedOffset = m.timezone.parse().map_err(|_| {
-            ConfigError::invalid(key("timezone"), "must be a UTC offset such as +08:00")
-        })?;
+        let timezone: FixedOffset = m
+            .timezone
+            .parse()
+            .map_err(|_| ConfigError::invalid(key("timezone"), "must be a UTC offset such as +08:00"))?;
         let result_url = match &m.result_url {
-            Some(u) if !u.is_empty() => Some(
-                url::Url::parse(u)
-                    .map_err(|e| ConfigError::invalid(key("result_url"), e.to_string()))?,
-            ),
+            Some(u) if !u.is_empty() => {
+                Some(url::Url::parse(u).map_err(|e| ConfigError::invalid(key("result_url"), e.to_string()))?)
+            }
             _ => None,
         };
-        for (field, value) in [
-            ("backend_return_url", &m.backend_return_url),
-            ("frontend_return_url", &m.frontend_return_url),
-        ] {
+        for (field, value) in
+            [("backend_return_url", &m.backend_return_url), ("frontend_return_url", &m.frontend_return_url)]
+        {
             if let Some(u) = value.as_deref().filter(|u| !u.is_empty()) {
                 url::Url::parse(u).map_err(|e| ConfigError::invalid(key(field), e.to_string()))?;
             }
@@ -452,46 +374,25 @@ pub fn resolve(settings: Settings) -> Result<Config, ConfigError> {
         });
     }
 
-    let mut internal_tokens: Vec<SecretString> = settings
-        .internal_api
-        .tokens
-        .iter()
-        .filter(|t| !t.expose_secret().is_empty())
-        .cloned()
-        .collect();
+    let mut internal_tokens: Vec<SecretString> =
+        settings.internal_api.tokens.iter().filter(|t| !t.expose_secret().is_empty()).cloned().collect();
     if let Some(path) = &settings.internal_api.tokens_file {
         let text = read_secret_file("internal_api.tokens_file", path)?;
-        internal_tokens.extend(
-            text.lines()
-                .map(str::trim)
-                .filter(|l| !l.is_empty())
-                .map(|l| SecretString::from(l.to_string())),
-        );
+        internal_tokens
+            .extend(text.lines().map(str::trim).filter(|l| !l.is_empty()).map(|l| SecretString::from(l.to_string())));
     }
     if internal_tokens.iter().any(|t| t.expose_secret().len() < 8) {
-        return Err(ConfigError::invalid(
-            "internal_api.tokens",
-            "every token must be at least 8 characters",
-        ));
+        return Err(ConfigError::invalid("internal_api.tokens", "every token must be at least 8 characters"));
     }
 
-    Ok(Config {
-        settings,
-        merchants,
-        internal_tokens,
-    })
+    Ok(Config { settings, merchants, internal_tokens })
 }
 
 fn validate_addr(key: &str, value: &str) -> Result<(), ConfigError> {
     value
         .parse::<std::net::SocketAddr>()
         .map(|_| ())
-        .map_err(|_| {
-            ConfigError::invalid(
-                key,
-                format!("`{value}` is not an address such as 127.0.0.1:8080"),
-            )
-        })
+        .map_err(|_| ConfigError::invalid(key, format!("`{value}` is not an address such as 127.0.0.1:8080")))
 }
 
 fn secret_from(
@@ -503,10 +404,7 @@ fn secret_from(
         let text = read_secret_file(&format!("{key}_file"), path)?;
         let trimmed = text.trim();
         if trimmed.is_empty() {
-            return Err(ConfigError::invalid(
-                format!("{key}_file"),
-                "the file is empty",
-            ));
+            return Err(ConfigError::invalid(format!("{key}_file"), "the file is empty"));
         }
         return Ok(Some(SecretString::from(trimmed.to_string())));
     }
@@ -514,8 +412,7 @@ fn secret_from(
 }
 
 fn read_secret_file(key: &str, path: &Path) -> Result<String, ConfigError> {
-    std::fs::read_to_string(path)
-        .map_err(|e| ConfigError::invalid(key, format!("cannot read {}: {e}", path.display())))
+    std::fs::read_to_string(path).map_err(|e| ConfigError::invalid(key, format!("cannot read {}: {e}", path.display())))
 }
 
 fn string_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<SecretString>, D::Error> {
@@ -526,10 +423,7 @@ fn string_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<SecretString>, D::
         Many(Vec<String>),
     }
     Ok(match OneOrMany::deserialize(d)? {
-        OneOrMany::One(s) => s
-            .split(',')
-            .map(|t| SecretString::from(t.trim().to_string()))
-            .collect(),
+        OneOrMany::One(s) => s.split(',').map(|t| SecretString::from(t.trim().to_string())).collect(),
         OneOrMany::Many(v) => v.into_iter().map(SecretString::from).collect(),
     })
 }
@@ -542,9 +436,8 @@ mod humantime_serde_compat {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         let text = String::deserialize(d)?;
-        humantime::parse_duration(&text).map_err(|e| {
-            serde::de::Error::custom(format!("`{text}` is not a duration such as 5s or 1m ({e})"))
-        })
+        humantime::parse_duration(&text)
+            .map_err(|e| serde::de::Error::custom(format!("`{text}` is not a duration such as 5s or 1m ({e})")))
     }
 
     pub fn serialize<S: Serializer>(value: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -605,12 +498,7 @@ mod tests {
     use super::*;
 
     fn sources() -> Sources {
-        Sources {
-            dir: Some(PathBuf::from("/nonexistent")),
-            env_name: None,
-            files: vec![],
-            use_environment: false,
-        }
+        Sources { dir: Some(PathBuf::from("/nonexistent")), env_name: None, files: vec![], use_environment: false }
     }
 
     #[test]
@@ -624,16 +512,14 @@ mod tests {
 
     #[test]
     fn bad_duration_names_the_key() {
-        let err =
-            load_with_overrides(&sources(), &[("reconcile.grace", "soon".into())]).unwrap_err();
+        let err = load_with_overrides(&sources(), &[("reconcile.grace", "soon".into())]).unwrap_err();
         let text = err.to_string();
         assert!(text.contains("grace"), "{text}");
     }
 
     #[test]
     fn bad_address_names_the_key() {
-        let err = load_with_overrides(&sources(), &[("server.public_addr", "nowhere".into())])
-            .unwrap_err();
+        let err = load_with_overrides(&sources(), &[("server.public_addr", "nowhere".into())]).unwrap_err();
         assert!(err.to_string().contains("server.public_addr"), "{err}");
     }
 
@@ -654,10 +540,7 @@ mod tests {
         let mut src = sources();
         src.files.push(file);
         let cfg = load(&src).unwrap();
-        assert_eq!(
-            cfg.merchants[0].secret_key.expose_secret(),
-            "s3cr3t-key-from-file"
-        );
+        assert_eq!(cfg.merchants[0].secret_key.expose_secret(), "s3cr3t-key-from-file");
         let shown = redacted(&cfg).to_string();
         assert!(!shown.contains("s3cr3t"), "{shown}");
         assert!(!shown.contains(":pw@"), "{shown}");

@@ -7,9 +7,11 @@
 
 pub mod config;
 pub mod domain;
+pub mod gateway;
 pub mod http;
 pub mod metrics;
 pub mod protocol;
+pub mod reconcile;
 pub mod startup;
 pub mod store;
 pub mod telemetry;

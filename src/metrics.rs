@@ -2,16 +2,14 @@
 //! application. Labels never carry invoice numbers or secrets.
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
-    IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
 };
 
 const NS: &str = "pgw_relay";
 
 /// Latency buckets from 0.5 ms to 10 s.
-const LATENCY_BUCKETS: &[f64] = &[
-    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-];
+const LATENCY_BUCKETS: &[f64] = &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
 
 /// Every metric the service exports.
 #[derive(Clone)]
@@ -49,30 +47,20 @@ impl Metrics {
     pub fn new() -> Metrics {
         let registry = Registry::new();
         let counter_vec = |name: &str, help: &str, labels: &[&str]| {
-            let c = IntCounterVec::new(Opts::new(name, help).namespace(NS), labels)
-                .expect("valid metric");
-            registry
-                .register(Box::new(c.clone()))
-                .expect("unique metric");
+            let c = IntCounterVec::new(Opts::new(name, help).namespace(NS), labels).expect("valid metric");
+            registry.register(Box::new(c.clone())).expect("unique metric");
             c
         };
         let gauge = |name: &str, help: &str| {
             let g = IntGauge::with_opts(Opts::new(name, help).namespace(NS)).expect("valid metric");
-            registry
-                .register(Box::new(g.clone()))
-                .expect("unique metric");
+            registry.register(Box::new(g.clone())).expect("unique metric");
             g
         };
         let histogram = |name: &str, help: &str| {
-            let h = Histogram::with_opts(
-                HistogramOpts::new(name, help)
-                    .namespace(NS)
-                    .buckets(LATENCY_BUCKETS.to_vec()),
-            )
-            .expect("valid metric");
-            registry
-                .register(Box::new(h.clone()))
-                .expect("unique metric");
+            let h =
+                Histogram::with_opts(HistogramOpts::new(name, help).namespace(NS).buckets(LATENCY_BUCKETS.to_vec()))
+                    .expect("valid metric");
+            registry.register(Box::new(h.clone())).expect("unique metric");
             h
         };
         let m = Metrics {
@@ -95,50 +83,26 @@ impl Metrics {
                 "publish_confirm_duration_seconds",
                 "Time from publish to broker confirm.",
             ),
-            broker_connected: gauge(
-                "broker_connected",
-                "1 while the broker connection and channel are open.",
-            ),
+            broker_connected: gauge("broker_connected", "1 while the broker connection and channel are open."),
             broker_reconnects: {
                 let c = IntCounter::with_opts(
-                    Opts::new(
-                        "broker_reconnects_total",
-                        "Broker (re)connections established after a failure.",
-                    )
-                    .namespace(NS),
+                    Opts::new("broker_reconnects_total", "Broker (re)connections established after a failure.")
+                        .namespace(NS),
                 )
                 .expect("valid metric");
-                registry
-                    .register(Box::new(c.clone()))
-                    .expect("unique metric");
+                registry.register(Box::new(c.clone())).expect("unique metric");
                 c
             },
-            outbox_backlog: gauge(
-                "outbox_backlog",
-                "Events stored but not yet confirmed by the broker.",
-            ),
-            outbox_oldest_age_seconds: gauge(
-                "outbox_oldest_age_seconds",
-                "Age of the oldest unpublished event.",
-            ),
-            inquiries: counter_vec(
-                "inquiries_total",
-                "Payment Inquiry calls, by result.",
-                &["result"],
-            ),
-            inquiry_duration: histogram(
-                "inquiry_duration_seconds",
-                "Payment Inquiry round-trip time.",
-            ),
+            outbox_backlog: gauge("outbox_backlog", "Events stored but not yet confirmed by the broker."),
+            outbox_oldest_age_seconds: gauge("outbox_oldest_age_seconds", "Age of the oldest unpublished event."),
+            inquiries: counter_vec("inquiries_total", "Payment Inquiry calls, by result.", &["result"]),
+            inquiry_duration: histogram("inquiry_duration_seconds", "Payment Inquiry round-trip time."),
             gateway_errors: counter_vec(
                 "gateway_errors_total",
                 "Failed calls to the gateway, by API and kind.",
                 &["api", "kind"],
             ),
-            reconcile_backlog: gauge(
-                "reconcile_backlog",
-                "Invoices not final and due for an inquiry.",
-            ),
+            reconcile_backlog: gauge("reconcile_backlog", "Invoices not final and due for an inquiry."),
             reconcile_oldest_pending_age_seconds: gauge(
                 "reconcile_oldest_pending_age_seconds",
                 "Age of the oldest invoice still pending and scheduled for reconciliation.",
@@ -148,14 +112,9 @@ impl Metrics {
                 "Invoices past reconcile.give_up_after that the gateway could not settle.",
             ),
             invoices: {
-                let g = IntGaugeVec::new(
-                    Opts::new("invoices", "Invoices by state.").namespace(NS),
-                    &["status"],
-                )
-                .expect("valid metric");
-                registry
-                    .register(Box::new(g.clone()))
-                    .expect("unique metric");
+                let g = IntGaugeVec::new(Opts::new("invoices", "Invoices by state.").namespace(NS), &["status"])
+                    .expect("valid metric");
+                registry.register(Box::new(g.clone())).expect("unique metric");
                 g
             },
             anomalies: counter_vec(
@@ -165,34 +124,24 @@ impl Metrics {
             ),
             http_request_duration: {
                 let h = HistogramVec::new(
-                    HistogramOpts::new(
-                        "http_request_duration_seconds",
-                        "HTTP request duration by route pattern.",
-                    )
-                    .namespace(NS)
-                    .buckets(LATENCY_BUCKETS.to_vec()),
+                    HistogramOpts::new("http_request_duration_seconds", "HTTP request duration by route pattern.")
+                        .namespace(NS)
+                        .buckets(LATENCY_BUCKETS.to_vec()),
                     &["route", "method", "status"],
                 )
                 .expect("valid metric");
-                registry
-                    .register(Box::new(h.clone()))
-                    .expect("unique metric");
+                registry.register(Box::new(h.clone())).expect("unique metric");
                 h
             },
             registry,
         };
-        let build = IntGaugeVec::new(
-            Opts::new("build_info", "Build information.").namespace(NS),
-            &["version"],
-        )
-        .expect("valid metric");
+        let build = IntGaugeVec::new(Opts::new("build_info", "Build information.").namespace(NS), &["version"])
+            .expect("valid metric");
         build.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
         m.registry.register(Box::new(build)).expect("unique metric");
         #[cfg(target_os = "linux")]
         {
-            let _ = m.registry.register(Box::new(
-                prometheus::process_collector::ProcessCollector::for_self(),
-            ));
+            let _ = m.registry.register(Box::new(prometheus::process_collector::ProcessCollector::for_self()));
         }
         // Pre-create the label sets alerts rely on, so rates exist from the first scrape.
         for outcome in [
@@ -204,18 +153,12 @@ impl Metrics {
             "too_large",
             "store_unavailable",
         ] {
-            m.notifications_received
-                .with_label_values(&["backend", outcome]);
+            m.notifications_received.with_label_values(&["backend", outcome]);
         }
         for result in ["ack", "nack", "returned", "error", "timeout"] {
             m.publish_confirms.with_label_values(&[result]);
         }
-        for reason in [
-            "conflict",
-            "amount_mismatch",
-            "currency_mismatch",
-            "needs_review",
-        ] {
+        for reason in ["conflict", "amount_mismatch", "currency_mismatch", "needs_review"] {
             m.anomalies.with_label_values(&[reason]);
         }
         for ty in [
@@ -243,29 +186,19 @@ impl Metrics {
             m.inquiries.with_label_values(&[result]);
         }
         for api in ["payment_token", "payment_inquiry"] {
-            for kind in [
-                "timeout",
-                "transport",
-                "http_status",
-                "unsigned_error",
-                "bad_signature",
-                "malformed",
-            ] {
+            for kind in ["timeout", "transport", "http_status", "unsigned_error", "bad_signature", "malformed"] {
                 m.gateway_errors.with_label_values(&[api, kind]);
             }
         }
         for outcome in ["accepted", "malformed", "rate_limited", "unknown_merchant"] {
-            m.notifications_received
-                .with_label_values(&["frontend", outcome]);
+            m.notifications_received.with_label_values(&["frontend", outcome]);
         }
         m
     }
 
     /// Counts a notification outcome.
     pub fn notification(&self, kind: &str, outcome: &str) {
-        self.notifications_received
-            .with_label_values(&[kind, outcome])
-            .inc();
+        self.notifications_received.with_label_values(&[kind, outcome]).inc();
     }
 
     /// The Prometheus text exposition of every metric.

@@ -11,9 +11,16 @@ use actix_web::{middleware, web, App, HttpServer};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+use std::num::NonZeroU32;
+
+use governor::{Quota, RateLimiter};
+use tokio::task::JoinHandle;
+
 use crate::config::Config;
+use crate::gateway::GatewayClient;
 use crate::http::{self, AppState};
 use crate::metrics::Metrics;
+use crate::reconcile::Reconciler;
 use crate::store::Store;
 
 /// A built, bound, not yet running application.
@@ -24,6 +31,7 @@ pub struct Application {
     internal: Server,
     state: AppState,
     shutdown: CancellationToken,
+    background: Vec<JoinHandle<()>>,
 }
 
 impl Application {
@@ -38,6 +46,11 @@ impl Application {
         }
         let metrics = Metrics::new();
         let shutdown = CancellationToken::new();
+        let gateway = GatewayClient::new(&settings.gateway.base_url, settings.gateway.timeout, metrics.clone())?;
+        let reconciler = Reconciler::new(store.clone(), gateway.clone(), config.clone(), metrics.clone());
+        let fr = &settings.frontend_return;
+        let quota = Quota::per_second(NonZeroU32::new(fr.inquiries_per_second).unwrap_or(NonZeroU32::MIN))
+            .allow_burst(NonZeroU32::new(fr.burst).unwrap_or(NonZeroU32::MIN));
         let state = AppState {
             config: config.clone(),
             store,
@@ -45,7 +58,14 @@ impl Application {
             outbox_wake: Arc::new(Notify::new()),
             broker_status: Arc::new(|| false),
             draining: Arc::new(AtomicBool::new(false)),
+            gateway,
+            reconciler: reconciler.clone(),
+            frontend_limiter: Arc::new(RateLimiter::keyed(quota)),
         };
+        let mut background = Vec::new();
+        if settings.reconcile.enabled {
+            background.push(tokio::spawn(reconciler.run(shutdown.child_token())));
+        }
 
         let public_listener = bind("server.public_addr", &settings.server.public_addr)?;
         let internal_listener = bind("server.internal_addr", &settings.server.internal_addr)?;
@@ -82,18 +102,9 @@ impl Application {
 
         tracing::info!(%public_addr, %internal_addr, store = state.store.backend(), merchants = config.merchants.len(), "pgw-relay listening");
         if config.merchants.is_empty() {
-            tracing::warn!(
-                "no merchants are configured: every backend notification will be rejected"
-            );
+            tracing::warn!("no merchants are configured: every backend notification will be rejected");
         }
-        Ok(Application {
-            public_addr,
-            internal_addr,
-            public,
-            internal,
-            state,
-            shutdown,
-        })
+        Ok(Application { public_addr, internal_addr, public, internal, state, shutdown, background })
     }
 
     /// The bound public address.
@@ -118,13 +129,7 @@ impl Application {
 
     /// Serves until the shutdown token is cancelled, then drains.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        let Application {
-            public,
-            internal,
-            state,
-            shutdown,
-            ..
-        } = self;
+        let Application { public, internal, state, shutdown, background, .. } = self;
         let public_handle = public.handle();
         let internal_handle = internal.handle();
         let public_task = tokio::spawn(public);
@@ -134,6 +139,9 @@ impl Application {
         drain(&state, &public_handle, &internal_handle).await;
         let _ = public_task.await;
         let _ = internal_task.await;
+        for task in background {
+            let _ = tokio::time::timeout(state.config.settings.server.shutdown_timeout, task).await;
+        }
         tracing::info!("pgw-relay stopped");
         Ok(())
     }

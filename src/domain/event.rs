@@ -13,10 +13,7 @@ const EVENT_ID_NAMESPACE: Uuid = Uuid::from_u128(0x6a0b_5b1e_93f4_4c1d_9f2e_0c7d
 /// The deterministic id of an event: the same fact learned twice (notification and inquiry) gives
 /// the same id. `fact` is the gateway transaction reference, plus the reason for anomalies.
 pub fn event_id(merchant_id: &str, invoice_no: &str, event_type: EventType, fact: &str) -> Uuid {
-    let name = format!(
-        "{merchant_id}\u{1f}{invoice_no}\u{1f}{}\u{1f}{fact}",
-        event_type.as_str()
-    );
+    let name = format!("{merchant_id}\u{1f}{invoice_no}\u{1f}{}\u{1f}{fact}", event_type.as_str());
     Uuid::new_v5(&EVENT_ID_NAMESPACE, name.as_bytes())
 }
 
@@ -66,22 +63,13 @@ pub fn build(facts: &EventFacts<'_>) -> NewEvent {
     data.insert("merchantID".into(), json!(facts.merchant_id));
     data.insert("invoiceNo".into(), json!(facts.invoice_no));
     data.insert("status".into(), json!(facts.status.as_str()));
-    data.insert(
-        "previousStatus".into(),
-        json!(facts.previous_status.map(Status::as_str)),
-    );
+    data.insert("previousStatus".into(), json!(facts.previous_status.map(Status::as_str)));
     data.insert("sequence".into(), json!(facts.sequence));
-    data.insert(
-        "amount".into(),
-        facts.amount.map(Money::to_json).unwrap_or(Value::Null),
-    );
+    data.insert("amount".into(), facts.amount.map(Money::to_json).unwrap_or(Value::Null));
     if let Some(r) = facts.reason {
         data.insert("reason".into(), json!(r.as_str()));
     }
-    data.insert(
-        "source".into(),
-        json!(obs.map(|o| o.source.as_str()).unwrap_or(facts.source)),
-    );
+    data.insert("source".into(), json!(obs.map(|o| o.source.as_str()).unwrap_or(facts.source)));
     if let Some(o) = obs {
         data.insert("respCode".into(), json!(o.resp_code));
         data.insert("respDesc".into(), json!(o.resp_desc));
@@ -90,10 +78,7 @@ pub fn build(facts: &EventFacts<'_>) -> NewEvent {
         data.insert("approvalCode".into(), json!(o.approval_code));
         data.insert("eci".into(), json!(o.eci));
         data.insert("channelCode".into(), json!(o.channel_code));
-        data.insert(
-            "maskedPan".into(),
-            json!(o.masked_pan.as_ref().map(|p| p.as_str())),
-        );
+        data.insert("maskedPan".into(), json!(o.masked_pan.as_ref().map(|p| p.as_str())));
         data.insert("customerToken".into(), json!(o.customer_token));
         data.insert("transactionTime".into(), json!(o.transaction_time));
         data.insert("receivedAt".into(), json!(rfc3339_ms(o.received_at_ms)));
@@ -129,9 +114,7 @@ pub fn build(facts: &EventFacts<'_>) -> NewEvent {
 
 /// Unix milliseconds as RFC 3339 UTC with milliseconds.
 pub fn rfc3339_ms(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .unwrap_or_default()
-        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+    chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
 #[cfg(test)]
@@ -151,11 +134,7 @@ mod tests {
 
     #[test]
     fn the_body_is_a_cloudevent_without_invented_fields() {
-        let amount = Money {
-            minor: 23087,
-            currency: "THB".into(),
-            exponent: 2,
-        };
+        let amount = Money { minor: 23087, currency: "THB".into(), exponent: 2 };
         let ev = build(&EventFacts {
             merchant_id: "JT01",
             invoice_no: "INV1",

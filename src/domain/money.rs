@@ -46,11 +46,7 @@ pub enum MoneyError {
     #[error("amount `{0}` is not a decimal number")]
     NotANumber(String),
     #[error("amount `{amount}` has more decimals than {currency} allows ({exponent})")]
-    TooPrecise {
-        amount: String,
-        currency: String,
-        exponent: u32,
-    },
+    TooPrecise { amount: String, currency: String, exponent: u32 },
     #[error("amount `{0}` must not be negative")]
     Negative(String),
     #[error("amount `{0}` is too large")]
@@ -59,10 +55,7 @@ pub enum MoneyError {
 
 /// The ISO 4217 exponent of `currency` (upper-case alpha-3).
 pub fn exponent_of(currency: &str) -> Option<u32> {
-    CURRENCIES
-        .iter()
-        .find(|(c, _)| *c == currency)
-        .map(|(_, e)| *e)
+    CURRENCIES.iter().find(|(c, _)| *c == currency).map(|(_, e)| *e)
 }
 
 /// An amount of money.
@@ -78,40 +71,26 @@ impl Money {
     /// Trailing zeros beyond the currency's exponent are fine; significant digits are not.
     pub fn parse_major(amount: &str, currency: &str) -> Result<Money, MoneyError> {
         let currency = currency.trim().to_ascii_uppercase();
-        let exponent =
-            exponent_of(&currency).ok_or_else(|| MoneyError::UnknownCurrency(currency.clone()))?;
+        let exponent = exponent_of(&currency).ok_or_else(|| MoneyError::UnknownCurrency(currency.clone()))?;
         let text = amount.trim();
-        let parsed = if text.contains(['e', 'E']) {
-            Decimal::from_scientific(text)
-        } else {
-            Decimal::from_str(text)
-        }
-        .map_err(|_| MoneyError::NotANumber(text.to_string()))?;
+        let parsed = if text.contains(['e', 'E']) { Decimal::from_scientific(text) } else { Decimal::from_str(text) }
+            .map_err(|_| MoneyError::NotANumber(text.to_string()))?;
         if parsed.is_sign_negative() && !parsed.is_zero() {
             return Err(MoneyError::Negative(text.to_string()));
         }
         let normalized = parsed.normalize();
         if normalized.scale() > exponent {
-            return Err(MoneyError::TooPrecise {
-                amount: text.to_string(),
-                currency,
-                exponent,
-            });
+            return Err(MoneyError::TooPrecise { amount: text.to_string(), currency, exponent });
         }
         let scaled = normalized
             .checked_mul(Decimal::from(10i64.pow(exponent)))
             .ok_or_else(|| MoneyError::TooLarge(text.to_string()))?
             .normalize();
-        let minor =
-            i64::try_from(scaled.mantissa()).map_err(|_| MoneyError::TooLarge(text.to_string()))?;
+        let minor = i64::try_from(scaled.mantissa()).map_err(|_| MoneyError::TooLarge(text.to_string()))?;
         if scaled.scale() != 0 || minor > 999_999_999_999_999 {
             return Err(MoneyError::TooLarge(text.to_string()));
         }
-        Ok(Money {
-            minor,
-            currency,
-            exponent,
-        })
+        Ok(Money { minor, currency, exponent })
     }
 
     /// The amount in major units as a decimal string with exactly `exponent` decimals.
@@ -157,46 +136,19 @@ mod tests {
 
     #[test]
     fn rejects_what_is_not_money() {
-        assert!(matches!(
-            Money::parse_major("1.005", "THB"),
-            Err(MoneyError::TooPrecise { .. })
-        ));
-        assert!(matches!(
-            Money::parse_major("1.5", "JPY"),
-            Err(MoneyError::TooPrecise { .. })
-        ));
-        assert!(matches!(
-            Money::parse_major("abc", "THB"),
-            Err(MoneyError::NotANumber(_))
-        ));
-        assert!(matches!(
-            Money::parse_major("-1", "THB"),
-            Err(MoneyError::Negative(_))
-        ));
-        assert!(matches!(
-            Money::parse_major("1", "XXX"),
-            Err(MoneyError::UnknownCurrency(_))
-        ));
-        assert!(matches!(
-            Money::parse_major("1e20", "THB"),
-            Err(MoneyError::TooLarge(_))
-        ));
-        assert!(matches!(
-            Money::parse_major("NaN", "THB"),
-            Err(MoneyError::NotANumber(_))
-        ));
+        assert!(matches!(Money::parse_major("1.005", "THB"), Err(MoneyError::TooPrecise { .. })));
+        assert!(matches!(Money::parse_major("1.5", "JPY"), Err(MoneyError::TooPrecise { .. })));
+        assert!(matches!(Money::parse_major("abc", "THB"), Err(MoneyError::NotANumber(_))));
+        assert!(matches!(Money::parse_major("-1", "THB"), Err(MoneyError::Negative(_))));
+        assert!(matches!(Money::parse_major("1", "XXX"), Err(MoneyError::UnknownCurrency(_))));
+        assert!(matches!(Money::parse_major("1e20", "THB"), Err(MoneyError::TooLarge(_))));
+        assert!(matches!(Money::parse_major("NaN", "THB"), Err(MoneyError::NotANumber(_))));
     }
 
     #[test]
     fn formats_major_units_with_the_exponent() {
-        assert_eq!(
-            Money::parse_major("230.87", "THB").unwrap().major_string(),
-            "230.87"
-        );
-        assert_eq!(
-            Money::parse_major("1000.0", "SGD").unwrap().major_string(),
-            "1000.00"
-        );
+        assert_eq!(Money::parse_major("230.87", "THB").unwrap().major_string(), "230.87");
+        assert_eq!(Money::parse_major("1000.0", "SGD").unwrap().major_string(), "1000.00");
         assert_eq!(Money::parse_major("5", "JPY").unwrap().major_string(), "5");
         assert_eq!(
             Money::parse_major("0.5", "THB").unwrap().to_json(),

@@ -38,10 +38,7 @@ impl MaskedPan {
     /// Masks `raw` if it is (or contains) a run of 12 or more digits.
     pub fn new(raw: &str) -> MaskedPan {
         let digits: Vec<char> = raw.chars().filter(|c| c.is_ascii_digit()).collect();
-        let looks_full = raw
-            .chars()
-            .all(|c| c.is_ascii_digit() || c == ' ' || c == '-')
-            && digits.len() >= 12;
+        let looks_full = raw.chars().all(|c| c.is_ascii_digit() || c == ' ' || c == '-') && digits.len() >= 12;
         if looks_full {
             let n = digits.len();
             let first: String = digits[..6].iter().collect();
@@ -117,28 +114,18 @@ impl Observation {
                 return Err(NormalizeError::MerchantMismatch(claimed.clone()));
             }
         }
-        let invoice_no = result
-            .invoice_no
-            .clone()
-            .ok_or(NormalizeError::Missing("invoiceNo"))?;
+        let invoice_no = result.invoice_no.clone().ok_or(NormalizeError::Missing("invoiceNo"))?;
         if !valid_invoice_no(&invoice_no) {
             return Err(NormalizeError::BadInvoice);
         }
-        let raw_code = result
-            .resp_code
-            .clone()
-            .ok_or(NormalizeError::Missing("respCode"))?;
-        let resp_code =
-            resp_code::normalize(&raw_code).ok_or(NormalizeError::BadRespCode(raw_code))?;
+        let raw_code = result.resp_code.clone().ok_or(NormalizeError::Missing("respCode"))?;
+        let resp_code = resp_code::normalize(&raw_code).ok_or(NormalizeError::BadRespCode(raw_code))?;
         let amount = match (&result.amount, &result.currency_code) {
             (Some(a), Some(c)) => Some(Money::parse_major(a, c)?),
             _ => None,
         };
-        let transaction_time = result
-            .transaction_date_time
-            .as_deref()
-            .and_then(|raw| parse_local_time(raw, zone))
-            .map(|t| t.to_rfc3339());
+        let transaction_time =
+            result.transaction_date_time.as_deref().and_then(|raw| parse_local_time(raw, zone)).map(|t| t.to_rfc3339());
         Ok(Observation {
             source,
             merchant_id: merchant_id.to_string(),
@@ -188,22 +175,12 @@ mod tests {
             "userDefined1":"a","approvalCode":null}"#,
         );
         let zone = "+08:00".parse().unwrap();
-        let o = Observation::from_payment_result(
-            &r,
-            Source::BackendNotification,
-            "702702000001875",
-            zone,
-            0,
-        )
-        .unwrap();
+        let o = Observation::from_payment_result(&r, Source::BackendNotification, "702702000001875", zone, 0).unwrap();
         assert_eq!(o.amount.as_ref().unwrap().minor, 100000);
         assert_eq!(o.amount.as_ref().unwrap().exponent, 2);
         assert_eq!(o.resp_code, "0000");
         assert_eq!(o.class(), CodeClass::Succeeded);
-        assert_eq!(
-            o.transaction_time.as_deref(),
-            Some("2022-04-01T13:53:59+08:00")
-        );
+        assert_eq!(o.transaction_time.as_deref(), Some("2022-04-01T13:53:59+08:00"));
         assert_eq!(o.transaction_time_raw.as_deref(), Some("20220401135359"));
         assert_eq!(o.masked_pan.unwrap().as_str(), "411111XXXXXX1111");
         assert_eq!(o.customer_token, None);
@@ -213,18 +190,9 @@ mod tests {
 
     #[test]
     fn a_full_card_number_is_masked() {
-        assert_eq!(
-            MaskedPan::new("4111111111111111").as_str(),
-            "411111XXXXXX1111"
-        );
-        assert_eq!(
-            MaskedPan::new("5129 7200 0000 0223").as_str(),
-            "512972XXXXXX0223"
-        );
-        assert_eq!(
-            MaskedPan::new("512972XXXXXX0223").as_str(),
-            "512972XXXXXX0223"
-        );
+        assert_eq!(MaskedPan::new("4111111111111111").as_str(), "411111XXXXXX1111");
+        assert_eq!(MaskedPan::new("5129 7200 0000 0223").as_str(), "512972XXXXXX0223");
+        assert_eq!(MaskedPan::new("512972XXXXXX0223").as_str(), "512972XXXXXX0223");
     }
 
     #[test]
@@ -234,19 +202,11 @@ mod tests {
             (r#"{"respCode":"0000"}"#, "invoiceNo"),
             (r#"{"invoiceNo":"1"}"#, "respCode"),
             (r#"{"invoiceNo":"1","respCode":"00x0"}"#, "respCode"),
-            (
-                r#"{"invoiceNo":"1","respCode":"0000","amount":"1.001","currencyCode":"THB"}"#,
-                "decimals",
-            ),
-            (
-                r#"{"invoiceNo":"1","respCode":"0000","merchantID":"OTHER"}"#,
-                "does not match",
-            ),
+            (r#"{"invoiceNo":"1","respCode":"0000","amount":"1.001","currencyCode":"THB"}"#, "decimals"),
+            (r#"{"invoiceNo":"1","respCode":"0000","merchantID":"OTHER"}"#, "does not match"),
         ];
         for (json, needle) in cases {
-            let err =
-                Observation::from_payment_result(&result(json), Source::Inquiry, "JT01", zone, 0)
-                    .unwrap_err();
+            let err = Observation::from_payment_result(&result(json), Source::Inquiry, "JT01", zone, 0).unwrap_err();
             assert!(err.to_string().contains(needle), "{json}: {err}");
         }
     }
@@ -254,8 +214,7 @@ mod tests {
     #[test]
     fn an_impossible_time_is_kept_raw_only() {
         let zone = "+07:00".parse().unwrap();
-        let r =
-            result(r#"{"invoiceNo":"1","respCode":"0000","transactionDateTime":"311220235959"}"#);
+        let r = result(r#"{"invoiceNo":"1","respCode":"0000","transactionDateTime":"311220235959"}"#);
         let o = Observation::from_payment_result(&r, Source::Inquiry, "JT01", zone, 0).unwrap();
         assert_eq!(o.transaction_time, None);
         assert_eq!(o.transaction_time_raw.as_deref(), Some("311220235959"));

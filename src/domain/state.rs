@@ -19,13 +19,8 @@ pub enum Status {
 
 impl Status {
     /// Every state, for metrics.
-    pub const ALL: [Status; 5] = [
-        Status::Pending,
-        Status::Succeeded,
-        Status::Failed,
-        Status::Cancelled,
-        Status::Expired,
-    ];
+    pub const ALL: [Status; 5] =
+        [Status::Pending, Status::Succeeded, Status::Failed, Status::Cancelled, Status::Expired];
 
     /// The contract's spelling.
     pub fn as_str(self) -> &'static str {
@@ -159,12 +154,8 @@ pub fn decide(current: Option<&Current>, class: CodeClass, amount: Option<&Money
         C::Indeterminate | C::RequestError | C::NotFound => Decision::NoChange,
         C::NeedsReview => Decision::Anomaly(AnomalyReason::NeedsReview),
         C::Pending => match current {
-            None => Decision::Transition {
-                to: Status::Pending,
-            },
-            Some(c) if c.status == Status::Pending && c.sequence == 0 => Decision::Transition {
-                to: Status::Pending,
-            },
+            None => Decision::Transition { to: Status::Pending },
+            Some(c) if c.status == Status::Pending && c.sequence == 0 => Decision::Transition { to: Status::Pending },
             Some(_) => Decision::NoChange,
         },
         C::PostPayment => match status {
@@ -192,11 +183,7 @@ mod tests {
     use super::*;
 
     fn at(status: Status, sequence: i64) -> Current {
-        Current {
-            status,
-            amount: None,
-            sequence,
-        }
+        Current { status, amount: None, sequence }
     }
 
     #[test]
@@ -206,49 +193,21 @@ mod tests {
             (CodeClass::Failed, Status::Failed),
             (CodeClass::Cancelled, Status::Cancelled),
         ] {
-            assert_eq!(
-                decide(Some(&at(Status::Pending, 0)), class, None),
-                Decision::Transition { to }
-            );
-            assert_eq!(
-                decide(Some(&at(Status::Pending, 1)), class, None),
-                Decision::Transition { to }
-            );
+            assert_eq!(decide(Some(&at(Status::Pending, 0)), class, None), Decision::Transition { to });
+            assert_eq!(decide(Some(&at(Status::Pending, 1)), class, None), Decision::Transition { to });
             assert_eq!(decide(None, class, None), Decision::Transition { to });
-            assert_eq!(
-                decide(Some(&at(to, 1)), class, None),
-                Decision::NoChange,
-                "same final state again"
-            );
+            assert_eq!(decide(Some(&at(to, 1)), class, None), Decision::NoChange, "same final state again");
         }
     }
 
     #[test]
     fn a_final_state_never_goes_back_and_a_different_one_is_a_conflict() {
-        let finals = [
-            Status::Succeeded,
-            Status::Failed,
-            Status::Cancelled,
-            Status::Expired,
-        ];
+        let finals = [Status::Succeeded, Status::Failed, Status::Cancelled, Status::Expired];
         for from in finals {
-            assert_eq!(
-                decide(Some(&at(from, 1)), CodeClass::Pending, None),
-                Decision::NoChange
-            );
-            assert_eq!(
-                decide(Some(&at(from, 1)), CodeClass::NotFound, None),
-                Decision::NoChange
-            );
-            assert_eq!(
-                decide(Some(&at(from, 1)), CodeClass::Indeterminate, None),
-                Decision::NoChange
-            );
-            for class in [
-                CodeClass::Succeeded,
-                CodeClass::Failed,
-                CodeClass::Cancelled,
-            ] {
+            assert_eq!(decide(Some(&at(from, 1)), CodeClass::Pending, None), Decision::NoChange);
+            assert_eq!(decide(Some(&at(from, 1)), CodeClass::NotFound, None), Decision::NoChange);
+            assert_eq!(decide(Some(&at(from, 1)), CodeClass::Indeterminate, None), Decision::NoChange);
+            for class in [CodeClass::Succeeded, CodeClass::Failed, CodeClass::Cancelled] {
                 let d = decide(Some(&at(from, 1)), class, None);
                 let same = matches!(
                     (from, class),
@@ -256,11 +215,7 @@ mod tests {
                         | (Status::Failed, CodeClass::Failed)
                         | (Status::Cancelled, CodeClass::Cancelled)
                 );
-                let want = if same {
-                    Decision::NoChange
-                } else {
-                    Decision::Anomaly(AnomalyReason::Conflict)
-                };
+                let want = if same { Decision::NoChange } else { Decision::Anomaly(AnomalyReason::Conflict) };
                 assert_eq!(d, want, "{from:?} + {class:?}");
             }
         }
@@ -268,34 +223,17 @@ mod tests {
 
     #[test]
     fn pending_is_announced_once() {
-        assert_eq!(
-            decide(None, CodeClass::Pending, None),
-            Decision::Transition {
-                to: Status::Pending
-            }
-        );
+        assert_eq!(decide(None, CodeClass::Pending, None), Decision::Transition { to: Status::Pending });
         assert_eq!(
             decide(Some(&at(Status::Pending, 0)), CodeClass::Pending, None),
-            Decision::Transition {
-                to: Status::Pending
-            }
+            Decision::Transition { to: Status::Pending }
         );
-        assert_eq!(
-            decide(Some(&at(Status::Pending, 1)), CodeClass::Pending, None),
-            Decision::NoChange
-        );
+        assert_eq!(decide(Some(&at(Status::Pending, 1)), CodeClass::Pending, None), Decision::NoChange);
     }
 
     #[test]
     fn post_payment_codes_never_unpay() {
-        assert_eq!(
-            decide(
-                Some(&at(Status::Succeeded, 1)),
-                CodeClass::PostPayment,
-                None
-            ),
-            Decision::NoChange
-        );
+        assert_eq!(decide(Some(&at(Status::Succeeded, 1)), CodeClass::PostPayment, None), Decision::NoChange);
         assert_eq!(
             decide(Some(&at(Status::Pending, 0)), CodeClass::PostPayment, None),
             Decision::Anomaly(AnomalyReason::NeedsReview)
@@ -312,38 +250,21 @@ mod tests {
             decide(Some(&at(Status::Pending, 0)), CodeClass::NeedsReview, None),
             Decision::Anomaly(AnomalyReason::NeedsReview)
         );
-        let thb = |minor| Money {
-            minor,
-            currency: "THB".into(),
-            exponent: 2,
-        };
-        let registered = Current {
-            status: Status::Pending,
-            amount: Some(thb(1000)),
-            sequence: 0,
-        };
+        let thb = |minor| Money { minor, currency: "THB".into(), exponent: 2 };
+        let registered = Current { status: Status::Pending, amount: Some(thb(1000)), sequence: 0 };
         assert_eq!(
             decide(Some(&registered), CodeClass::Succeeded, Some(&thb(999))),
             Decision::Anomaly(AnomalyReason::AmountMismatch)
         );
-        let sgd = Money {
-            minor: 1000,
-            currency: "SGD".into(),
-            exponent: 2,
-        };
+        let sgd = Money { minor: 1000, currency: "SGD".into(), exponent: 2 };
         assert_eq!(
             decide(Some(&registered), CodeClass::Succeeded, Some(&sgd)),
             Decision::Anomaly(AnomalyReason::CurrencyMismatch)
         );
         assert_eq!(
             decide(Some(&registered), CodeClass::Succeeded, Some(&thb(1000))),
-            Decision::Transition {
-                to: Status::Succeeded
-            }
+            Decision::Transition { to: Status::Succeeded }
         );
-        assert_eq!(
-            decide(Some(&registered), CodeClass::NotFound, Some(&thb(1))),
-            Decision::NoChange
-        );
+        assert_eq!(decide(Some(&registered), CodeClass::NotFound, Some(&thb(1))), Decision::NoChange);
     }
 }

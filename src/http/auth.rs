@@ -27,9 +27,7 @@ pub async fn require_bearer(
         _ => false,
     };
     if !allowed {
-        return Err(
-            ApiError::unauthorized("unauthorized", "a valid bearer token is required").into(),
-        );
+        return Err(ApiError::unauthorized("unauthorized", "a valid bearer token is required").into());
     }
     next.call(req).await
 }

@@ -10,16 +10,20 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
+    /// 2C2P's own `respCode`/`respDesc` when the gateway refused something.
+    pub gateway: Option<(String, String)>,
 }
 
 impl ApiError {
     /// An error with this status, code and message.
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        ApiError {
-            status,
-            code,
-            message: message.into(),
-        }
+        ApiError { status, code, message: message.into(), gateway: None }
+    }
+
+    /// Adds 2C2P's response code and description to the answer.
+    pub fn with_gateway_code(mut self, code: &str, desc: &str) -> Self {
+        self.gateway = Some((code.to_string(), desc.to_string()));
+        self
     }
 
     /// 400.
@@ -39,11 +43,7 @@ impl ApiError {
 
     /// 503: the store could not be reached; the caller should retry.
     pub fn store_unavailable() -> Self {
-        Self::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "store_unavailable",
-            "storage is unavailable, retry later",
-        )
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, "store_unavailable", "storage is unavailable, retry later")
     }
 }
 
@@ -53,8 +53,12 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        HttpResponse::build(self.status)
-            .json(serde_json::json!({ "error": self.code, "message": self.message }))
+        let mut body = serde_json::json!({ "error": self.code, "message": self.message });
+        if let Some((code, desc)) = &self.gateway {
+            body["respCode"] = serde_json::json!(code);
+            body["respDesc"] = serde_json::json!(desc);
+        }
+        HttpResponse::build(self.status).json(body)
     }
 }
 

@@ -42,37 +42,21 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
 
 /// `GET /metrics`: Prometheus text format. Refreshes the DB-derived gauges first.
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
-    if let Ok(Ok(counts)) = tokio::time::timeout(
-        std::time::Duration::from_secs(2),
-        state.store.count_by_status(),
-    )
-    .await
+    if let Ok(Ok(counts)) = tokio::time::timeout(std::time::Duration::from_secs(2), state.store.count_by_status()).await
     {
         for status in crate::domain::state::Status::ALL {
-            let n = counts
-                .iter()
-                .find(|(s, _)| s == status.as_str())
-                .map(|(_, n)| *n)
-                .unwrap_or(0);
-            state
-                .metrics
-                .invoices
-                .with_label_values(&[status.as_str()])
-                .set(n);
+            let n = counts.iter().find(|(s, _)| s == status.as_str()).map(|(_, n)| *n).unwrap_or(0);
+            state.metrics.invoices.with_label_values(&[status.as_str()]).set(n);
         }
     }
     if let Ok(stats) = state.store.outbox_stats().await {
         state.metrics.outbox_backlog.set(stats.backlog);
-        state.metrics.outbox_oldest_age_seconds.set(
-            stats
-                .oldest_created_at_ms
-                .map(|t| (now_ms() - t).max(0) / 1000)
-                .unwrap_or(0),
-        );
+        state
+            .metrics
+            .outbox_oldest_age_seconds
+            .set(stats.oldest_created_at_ms.map(|t| (now_ms() - t).max(0) / 1000).unwrap_or(0));
     }
-    HttpResponse::Ok()
-        .content_type("text/plain; version=0.0.4; charset=utf-8")
-        .body(state.metrics.render())
+    HttpResponse::Ok().content_type("text/plain; version=0.0.4; charset=utf-8").body(state.metrics.render())
 }
 
 /// `GET /v1/invoices/{merchantID}/{invoiceNo}`: current state and history of one invoice.
@@ -82,9 +66,7 @@ pub async fn get_invoice(
 ) -> Result<HttpResponse, ApiError> {
     let (merchant_id, invoice_no) = path.into_inner();
     let Some(inv) = state.store.invoice(&merchant_id, &invoice_no).await? else {
-        return Err(ApiError::not_found(format!(
-            "invoice {invoice_no} of merchant {merchant_id} is not known"
-        )));
+        return Err(ApiError::not_found(format!("invoice {invoice_no} of merchant {merchant_id} is not known")));
     };
     let history = state.store.history(&merchant_id, &invoice_no).await?;
     let events = state.store.events_of(&merchant_id, &invoice_no).await?;
@@ -139,22 +121,13 @@ pub struct ReplayRequest {
 }
 
 /// `POST /v1/events/replay`: publish stored events again with their original ids.
-pub async fn replay_events(
-    body: web::Bytes,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
-    let req: ReplayRequest = serde_json::from_slice(&body).map_err(|e| {
-        ApiError::bad_request(
-            "malformed",
-            format!("the body is not a replay request: {e}"),
-        )
-    })?;
+pub async fn replay_events(body: web::Bytes, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let req: ReplayRequest = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request("malformed", format!("the body is not a replay request: {e}")))?;
     let parse = |field: &str, v: &str| {
         chrono::DateTime::parse_from_rfc3339(v)
             .map(|t| t.timestamp_millis())
-            .map_err(|_| {
-                ApiError::bad_request("malformed", format!("`{field}` must be an RFC 3339 time"))
-            })
+            .map_err(|_| ApiError::bad_request("malformed", format!("`{field}` must be an RFC 3339 time")))
     };
     let selector = match (&req.merchant_id, &req.invoice_no, &req.from, &req.to) {
         (Some(m), Some(i), None, None) => ReplaySelector::Invoice { merchant_id: m.clone(), invoice_no: i.clone() },

@@ -4,8 +4,10 @@
 pub mod auth;
 pub mod body;
 pub mod error;
+pub mod frontend_return;
 pub mod internal;
 pub mod notification;
+pub mod payment_tokens;
 pub mod request_metrics;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -14,7 +16,9 @@ use std::sync::Arc;
 use tokio::sync::Notify;
 
 use crate::config::Config;
+use crate::gateway::GatewayClient;
 use crate::metrics::Metrics;
+use crate::reconcile::Reconciler;
 use crate::store::{Store, Timing};
 
 /// Reports whether the broker connection is up (for `/readyz`).
@@ -31,16 +35,17 @@ pub struct AppState {
     pub broker_status: BrokerStatus,
     /// Set on SIGTERM: `/readyz` answers 503 while in-flight work finishes.
     pub draining: Arc<AtomicBool>,
+    pub gateway: GatewayClient,
+    pub reconciler: Reconciler,
+    /// Per-merchant limit on browser returns (each may cause a gateway call).
+    pub frontend_limiter: Arc<governor::DefaultKeyedRateLimiter<String>>,
 }
 
 impl AppState {
     /// The scheduling parameters the store needs.
     pub fn timing(&self) -> Timing {
         let r = &self.config.settings.reconcile;
-        Timing {
-            grace: r.grace,
-            payment_window: r.default_payment_window,
-        }
+        Timing { grace: r.grace, payment_window: r.default_payment_window }
     }
 
     /// Whether the service is shutting down.
@@ -51,10 +56,7 @@ impl AppState {
 
 /// Routes of the public listener.
 pub fn public_routes(cfg: &mut actix_web::web::ServiceConfig) {
-    cfg.route(
-        "/2c2p/backend-notification",
-        actix_web::web::post().to(notification::backend_notification),
-    );
+    cfg.route("/2c2p/backend-notification", actix_web::web::post().to(notification::backend_notification));
 }
 
 /// Routes of the internal listener.
@@ -66,10 +68,7 @@ pub fn internal_routes(cfg: &mut actix_web::web::ServiceConfig) {
         .service(
             web::scope("/v1")
                 .wrap(actix_web::middleware::from_fn(auth::require_bearer))
-                .route(
-                    "/invoices/{merchant_id}/{invoice_no}",
-                    web::get().to(internal::get_invoice),
-                )
+                .route("/invoices/{merchant_id}/{invoice_no}", web::get().to(internal::get_invoice))
                 .route("/events/replay", web::post().to(internal::replay_events)),
         );
 }

@@ -50,33 +50,20 @@ struct Accepted {
     duplicate: bool,
 }
 
-async fn accept(
-    req: &HttpRequest,
-    payload: web::Payload,
-    state: &AppState,
-) -> Result<Accepted, ApiError> {
+async fn accept(req: &HttpRequest, payload: web::Payload, state: &AppState) -> Result<Accepted, ApiError> {
     let bytes = read_limited(req, payload, state.config.settings.server.max_body_bytes).await?;
-    let body: Body = serde_json::from_slice(&bytes).map_err(|_| {
-        ApiError::bad_request(
-            "malformed",
-            "the body must be a JSON object {\"payload\": \"<JWT>\"}",
-        )
-    })?;
+    let body: Body = serde_json::from_slice(&bytes)
+        .map_err(|_| ApiError::bad_request("malformed", "the body must be a JSON object {\"payload\": \"<JWT>\"}"))?;
     let token = body.payload.trim();
     let merchant_id = jwt::peek_merchant(token).map_err(jwt_error)?;
-    let merchant = state.config.merchant(&merchant_id).ok_or_else(|| {
-        ApiError::unauthorized(
-            "unknown_merchant",
-            "the merchantID in the token is not configured",
-        )
-    })?;
+    let merchant = state
+        .config
+        .merchant(&merchant_id)
+        .ok_or_else(|| ApiError::unauthorized("unknown_merchant", "the merchantID in the token is not configured"))?;
     let (result, key_used) = jwt::verify::<PaymentResult>(
         token,
         merchant.secret_key.expose_secret(),
-        merchant
-            .previous_secret_key
-            .as_ref()
-            .map(|k| k.expose_secret()),
+        merchant.previous_secret_key.as_ref().map(|k| k.expose_secret()),
     )
     .map_err(jwt_error)?;
     if key_used == KeyUsed::Previous {
@@ -93,19 +80,12 @@ async fn accept(
     let dedupe_key = dedupe_key(&merchant.id, token);
     let audit = audit_copy(token, &result);
     let (invoice_no, resp_code) = (obs.invoice_no.clone(), obs.resp_code.clone());
-    let recorded = state
-        .store
-        .record_observation(obs, Some(audit), Some(dedupe_key), state.timing())
-        .await?;
+    let recorded = state.store.record_observation(obs, Some(audit), Some(dedupe_key), state.timing()).await?;
     if recorded.events > 0 {
         state.outbox_wake.notify_one();
     }
     if let Some(reason) = recorded.anomaly {
-        state
-            .metrics
-            .anomalies
-            .with_label_values(&[reason.as_str()])
-            .inc();
+        state.metrics.anomalies.with_label_values(&[reason.as_str()]).inc();
         tracing::error!(merchant = %merchant.id, invoice = %invoice_no, resp_code = %resp_code, reason = reason.as_str(), "payment anomaly");
     }
     tracing::info!(
@@ -117,9 +97,7 @@ async fn accept(
         events = recorded.events,
         "backend notification stored"
     );
-    Ok(Accepted {
-        duplicate: recorded.duplicate,
-    })
+    Ok(Accepted { duplicate: recorded.duplicate })
 }
 
 /// The token as received, for audit; if it carried a full card number, its claims are stored
@@ -162,20 +140,12 @@ fn dedupe_key(merchant_id: &str, token: &str) -> String {
 
 fn jwt_error(e: JwtError) -> ApiError {
     match e {
-        JwtError::Malformed => {
-            ApiError::bad_request("malformed", "payload is not a well-formed JWT")
-        }
-        JwtError::MissingMerchant => {
-            ApiError::bad_request("malformed", "the token carries no merchantID")
-        }
+        JwtError::Malformed => ApiError::bad_request("malformed", "payload is not a well-formed JWT"),
+        JwtError::MissingMerchant => ApiError::bad_request("malformed", "the token carries no merchantID"),
         JwtError::InvalidClaims(m) => {
             ApiError::bad_request("malformed", format!("the token claims are not valid: {m}"))
         }
-        JwtError::WrongAlgorithm => {
-            ApiError::unauthorized("bad_signature", "only HS256 tokens are accepted")
-        }
-        JwtError::BadSignature => {
-            ApiError::unauthorized("bad_signature", "the token signature does not verify")
-        }
+        JwtError::WrongAlgorithm => ApiError::unauthorized("bad_signature", "only HS256 tokens are accepted"),
+        JwtError::BadSignature => ApiError::unauthorized("bad_signature", "the token signature does not verify"),
     }
 }

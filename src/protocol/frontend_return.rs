@@ -54,8 +54,7 @@ pub fn decode(value: &str) -> Result<FrontendReturn, DecodeError> {
     let bytes = base64::engine::general_purpose::STANDARD_NO_PAD
         .decode(normalized.as_bytes())
         .map_err(|_| DecodeError::NotBase64)?;
-    let decoded: FrontendReturn =
-        serde_json::from_slice(&bytes).map_err(|e| DecodeError::NotJson(e.to_string()))?;
+    let decoded: FrontendReturn = serde_json::from_slice(&bytes).map_err(|e| DecodeError::NotJson(e.to_string()))?;
     let ok = !decoded.invoice_no.is_empty()
         && decoded.invoice_no.len() <= 50
         && decoded.invoice_no.chars().all(|c| c.is_ascii_graphic());
@@ -91,10 +90,7 @@ mod tests {
     fn rejects_what_is_not_a_payment_response() {
         assert_eq!(decode("").unwrap_err(), DecodeError::Missing);
         assert_eq!(decode("%%%").unwrap_err(), DecodeError::NotBase64);
-        assert!(matches!(
-            decode("aGVsbG8").unwrap_err(),
-            DecodeError::NotJson(_)
-        ));
+        assert!(matches!(decode("aGVsbG8").unwrap_err(), DecodeError::NotJson(_)));
         let no_invoice = base64::engine::general_purpose::STANDARD.encode(r#"{"invoiceNo":""}"#);
         assert_eq!(decode(&no_invoice).unwrap_err(), DecodeError::BadInvoice);
     }

@@ -28,12 +28,8 @@ pub enum JwtError {
 /// Signs `claims` with HS256 under `secret` (the secret string's bytes, not hex-decoded).
 pub fn sign<T: Serialize>(claims: &T, secret: &str) -> String {
     let header = Header::new(Algorithm::HS256);
-    jsonwebtoken::encode(
-        &header,
-        claims,
-        &EncodingKey::from_secret(secret.as_bytes()),
-    )
-    .expect("HS256 signing of serialisable claims cannot fail")
+    jsonwebtoken::encode(&header, claims, &EncodingKey::from_secret(secret.as_bytes()))
+        .expect("HS256 signing of serialisable claims cannot fail")
 }
 
 #[derive(Deserialize)]
@@ -49,8 +45,7 @@ pub fn peek_merchant(token: &str) -> Result<String, JwtError> {
     if header.alg != Algorithm::HS256 {
         return Err(JwtError::WrongAlgorithm);
     }
-    let peek: MerchantPeek =
-        jsonwebtoken::dangerous::insecure_decode_claims(token).map_err(|_| JwtError::Malformed)?;
+    let peek: MerchantPeek = jsonwebtoken::dangerous::insecure_decode_claims(token).map_err(|_| JwtError::Malformed)?;
     match peek.merchant_id {
         Some(serde_json::Value::String(s)) if !s.is_empty() => Ok(s),
         _ => Err(JwtError::MissingMerchant),
@@ -64,9 +59,7 @@ fn classify_header_error(token: &str) -> JwtError {
     let Some(first) = token.split('.').next() else {
         return JwtError::Malformed;
     };
-    let Ok(bytes) =
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(first.trim_end_matches('='))
-    else {
+    let Ok(bytes) = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(first.trim_end_matches('=')) else {
         return JwtError::Malformed;
     };
     match serde_json::from_slice::<serde_json::Value>(&bytes) {
@@ -98,20 +91,13 @@ pub fn verify<T: DeserializeOwned>(
     validation.validate_exp = false;
     validation.validate_nbf = false;
     validation.validate_aud = false;
-    let keys = [
-        (Some(current), KeyUsed::Current),
-        (previous, KeyUsed::Previous),
-    ];
+    let keys = [(Some(current), KeyUsed::Current), (previous, KeyUsed::Previous)];
     let mut last = JwtError::BadSignature;
     for (key, used) in keys {
         let Some(key) = key.filter(|k| !k.is_empty()) else {
             continue;
         };
-        match jsonwebtoken::decode::<T>(
-            token,
-            &DecodingKey::from_secret(key.as_bytes()),
-            &validation,
-        ) {
+        match jsonwebtoken::decode::<T>(token, &DecodingKey::from_secret(key.as_bytes()), &validation) {
             Ok(data) => return Ok((data.claims, used)),
             Err(e) => {
                 use jsonwebtoken::errors::ErrorKind;
@@ -173,8 +159,7 @@ mod tests {
                 }
             }
             assert_eq!(
-                verify::<serde_json::Value>(&v.jwt, &format!("{}x", v.secret_key), None)
-                    .unwrap_err(),
+                verify::<serde_json::Value>(&v.jwt, &format!("{}x", v.secret_key), None).unwrap_err(),
                 JwtError::BadSignature
             );
         }
@@ -183,9 +168,7 @@ mod tests {
     #[test]
     fn previous_key_is_accepted_during_rotation() {
         let v = &vectors()[5];
-        let (_, used) =
-            verify::<serde_json::Value>(&v.jwt, "new-key-not-yet-used", Some(&v.secret_key))
-                .unwrap();
+        let (_, used) = verify::<serde_json::Value>(&v.jwt, "new-key-not-yet-used", Some(&v.secret_key)).unwrap();
         assert_eq!(used, KeyUsed::Previous);
     }
 
@@ -202,47 +185,28 @@ mod tests {
         let claims = b64(r#"{"merchantID":"JT01","invoiceNo":"1","respCode":"0000"}"#);
         let none = format!("{}.{}.", b64(r#"{"alg":"none","typ":"JWT"}"#), claims);
         assert_eq!(peek_merchant(&none).unwrap_err(), JwtError::WrongAlgorithm);
-        assert_eq!(
-            verify::<serde_json::Value>(&none, "k", None).unwrap_err(),
-            JwtError::WrongAlgorithm
-        );
+        assert_eq!(verify::<serde_json::Value>(&none, "k", None).unwrap_err(), JwtError::WrongAlgorithm);
         let hs512 = jsonwebtoken::encode(
             &Header::new(Algorithm::HS512),
             &serde_json::json!({"merchantID": "JT01"}),
             &EncodingKey::from_secret(b"k"),
         )
         .unwrap();
-        assert_eq!(
-            verify::<serde_json::Value>(&hs512, "k", None).unwrap_err(),
-            JwtError::WrongAlgorithm
-        );
+        assert_eq!(verify::<serde_json::Value>(&hs512, "k", None).unwrap_err(), JwtError::WrongAlgorithm);
         assert_eq!(peek_merchant(&hs512).unwrap_err(), JwtError::WrongAlgorithm);
     }
 
     #[test]
     fn garbage_is_malformed_not_a_panic() {
-        for token in [
-            "",
-            ".",
-            "a.b",
-            "a.b.c",
-            "!!!.???.###",
-            "eyJhbGciOiJIUzI1NiJ9.bm90IGpzb24.sig",
-        ] {
+        for token in ["", ".", "a.b", "a.b.c", "!!!.???.###", "eyJhbGciOiJIUzI1NiJ9.bm90IGpzb24.sig"] {
             assert!(peek_merchant(token).is_err(), "{token}");
-            assert!(
-                verify::<serde_json::Value>(token, "k", None).is_err(),
-                "{token}"
-            );
+            assert!(verify::<serde_json::Value>(token, "k", None).is_err(), "{token}");
         }
     }
 
     #[test]
     fn sign_then_verify_round_trips() {
-        let token = sign(
-            &serde_json::json!({"merchantID": "JT01", "amount": 10}),
-            "secret",
-        );
+        let token = sign(&serde_json::json!({"merchantID": "JT01", "amount": 10}), "secret");
         let (claims, _) = verify::<serde_json::Value>(&token, "secret", None).unwrap();
         assert_eq!(claims["amount"], 10);
         assert_eq!(peek_merchant(&token).unwrap(), "JT01");

@@ -36,21 +36,10 @@ pub struct PaymentResult {
     #[serde(rename = "agentCode", default, deserialize_with = "lenient")]
     pub agent_code: Option<String>,
     /// Masked card number: `accountNo` (4.3), `cardNo` (4.1) or `pan` (older).
-    #[serde(
-        rename = "accountNo",
-        alias = "cardNo",
-        alias = "pan",
-        default,
-        deserialize_with = "lenient"
-    )]
+    #[serde(rename = "accountNo", alias = "cardNo", alias = "pan", default, deserialize_with = "lenient")]
     pub account_no: Option<String>,
     /// Stored-card token: `customerToken` (4.3) or `cardToken` (4.1).
-    #[serde(
-        rename = "customerToken",
-        alias = "cardToken",
-        default,
-        deserialize_with = "lenient"
-    )]
+    #[serde(rename = "customerToken", alias = "cardToken", default, deserialize_with = "lenient")]
     pub customer_token: Option<String>,
     #[serde(rename = "customerTokenExpiry", default, deserialize_with = "lenient")]
     pub customer_token_expiry: Option<String>,
@@ -73,13 +62,7 @@ pub struct PaymentResult {
 impl PaymentResult {
     /// `userDefined1..5` in order.
     pub fn user_defined(&self) -> [&Option<String>; 5] {
-        [
-            &self.user_defined1,
-            &self.user_defined2,
-            &self.user_defined3,
-            &self.user_defined4,
-            &self.user_defined5,
-        ]
+        [&self.user_defined1, &self.user_defined2, &self.user_defined3, &self.user_defined4, &self.user_defined5]
     }
 }
 
@@ -87,9 +70,7 @@ impl PaymentResult {
 /// `None` (2C2P sends `""` for fields that do not apply).
 fn lenient<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
     let raw: Option<Box<RawValue>> = Option::deserialize(d)?;
-    Ok(raw
-        .and_then(|r| scalar_text(r.get()))
-        .filter(|s| !s.is_empty()))
+    Ok(raw.and_then(|r| scalar_text(r.get())).filter(|s| !s.is_empty()))
 }
 
 fn raw_amount<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
@@ -103,9 +84,7 @@ fn scalar_text(json: &str) -> Option<String> {
         return None;
     }
     if json.starts_with('"') {
-        return serde_json::from_str::<String>(json)
-            .ok()
-            .map(|s| s.trim().to_string());
+        return serde_json::from_str::<String>(json).ok().map(|s| s.trim().to_string());
     }
     if json.starts_with('{') || json.starts_with('[') {
         return None;
@@ -162,8 +141,7 @@ mod tests {
 
     #[test]
     fn keeps_number_text_exactly() {
-        let r: PaymentResult =
-            serde_json::from_str(r#"{"amount":0.10000000000000000555,"respCode":4005}"#).unwrap();
+        let r: PaymentResult = serde_json::from_str(r#"{"amount":0.10000000000000000555,"respCode":4005}"#).unwrap();
         assert_eq!(r.amount.as_deref(), Some("0.10000000000000000555"));
         assert_eq!(r.resp_code.as_deref(), Some("4005"));
     }

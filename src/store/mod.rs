@@ -83,15 +83,8 @@ pub struct OutboxStats {
 /// Which events to publish again.
 #[derive(Debug, Clone)]
 pub enum ReplaySelector {
-    Invoice {
-        merchant_id: String,
-        invoice_no: String,
-    },
-    Range {
-        from_ms: i64,
-        to_ms: i64,
-        merchant_id: Option<String>,
-    },
+    Invoice { merchant_id: String, invoice_no: String },
+    Range { from_ms: i64, to_ms: i64, merchant_id: Option<String> },
 }
 
 /// A browser return to record.
@@ -177,9 +170,7 @@ impl Store {
     pub async fn connect(settings: &DatabaseSettings) -> Result<Store, StoreError> {
         let url = settings.url.expose_secret();
         if url.starts_with("sqlite:") {
-            Ok(Store::Sqlite(
-                sqlite::SqliteStore::connect(url, settings).await?,
-            ))
+            Ok(Store::Sqlite(sqlite::SqliteStore::connect(url, settings).await?))
         } else {
             Ok(Store::Postgres(postgres::PgStore::connect(url, settings)?))
         }
@@ -216,49 +207,28 @@ impl Store {
     }
 
     /// Registers an invoice; `Ok(true)` when new, `Ok(false)` when already known.
-    pub async fn register_invoice(
-        &self,
-        invoice: NewInvoice,
-        timing: Timing,
-    ) -> Result<bool, StoreError> {
+    pub async fn register_invoice(&self, invoice: NewInvoice, timing: Timing) -> Result<bool, StoreError> {
         dispatch!(self, s => s.register_invoice(invoice, timing).await)
     }
 
     /// One invoice.
-    pub async fn invoice(
-        &self,
-        merchant_id: &str,
-        invoice_no: &str,
-    ) -> Result<Option<InvoiceRow>, StoreError> {
+    pub async fn invoice(&self, merchant_id: &str, invoice_no: &str) -> Result<Option<InvoiceRow>, StoreError> {
         dispatch!(self, s => s.invoice(merchant_id, invoice_no).await)
     }
 
     /// The observations recorded for an invoice, oldest first.
-    pub async fn history(
-        &self,
-        merchant_id: &str,
-        invoice_no: &str,
-    ) -> Result<Vec<HistoryRow>, StoreError> {
+    pub async fn history(&self, merchant_id: &str, invoice_no: &str) -> Result<Vec<HistoryRow>, StoreError> {
         dispatch!(self, s => s.history(merchant_id, invoice_no).await)
     }
 
     /// The events of an invoice, by sequence.
-    pub async fn events_of(
-        &self,
-        merchant_id: &str,
-        invoice_no: &str,
-    ) -> Result<Vec<EventRow>, StoreError> {
+    pub async fn events_of(&self, merchant_id: &str, invoice_no: &str) -> Result<Vec<EventRow>, StoreError> {
         dispatch!(self, s => s.events_of(merchant_id, invoice_no).await)
     }
 
     /// Claims up to `limit` unpublished events for `owner` for `lease`, oldest first. Rows claimed
     /// by another live relay are skipped.
-    pub async fn claim_events(
-        &self,
-        owner: &str,
-        limit: i64,
-        lease: Duration,
-    ) -> Result<Vec<EventRow>, StoreError> {
+    pub async fn claim_events(&self, owner: &str, limit: i64, lease: Duration) -> Result<Vec<EventRow>, StoreError> {
         dispatch!(self, s => s.claim_events(owner.to_string(), limit, lease).await)
     }
 
@@ -311,19 +281,12 @@ impl Store {
 
     /// Applies an inquiry's answer (like a notification, source `inquiry`), expires the invoice
     /// when asked and still pending, schedules the next attempt and releases the lease.
-    pub async fn record_inquiry(
-        &self,
-        done: InquiryDone,
-        timing: Timing,
-    ) -> Result<InquiryRecorded, StoreError> {
+    pub async fn record_inquiry(&self, done: InquiryDone, timing: Timing) -> Result<InquiryRecorded, StoreError> {
         dispatch!(self, s => s.record_inquiry(done, timing).await)
     }
 
     /// Reconciliation backlog figures.
-    pub async fn reconcile_stats(
-        &self,
-        give_up_after: Duration,
-    ) -> Result<ReconcileStats, StoreError> {
+    pub async fn reconcile_stats(&self, give_up_after: Duration) -> Result<ReconcileStats, StoreError> {
         dispatch!(self, s => s.reconcile_stats(give_up_after).await)
     }
 

@@ -23,7 +23,8 @@ const CLAIM_EVENTS: &str = "UPDATE events SET claimed_until = $1, claimed_by = $
     FOR UPDATE SKIP LOCKED) \
     RETURNING seq, event_id, merchant_id, invoice_no, sequence, event_type, body, created_at, published_at, attempts";
 
-const CLAIM_DUE_INVOICES: &str = "UPDATE invoices SET lease_owner = $1, lease_until = $2 WHERE (merchant_id, invoice_no) IN (\
+const CLAIM_DUE_INVOICES: &str =
+    "UPDATE invoices SET lease_owner = $1, lease_until = $2 WHERE (merchant_id, invoice_no) IN (\
     SELECT merchant_id, invoice_no FROM invoices WHERE next_inquiry_at IS NOT NULL AND next_inquiry_at <= $3 \
     AND (lease_until IS NULL OR lease_until < $3) ORDER BY next_inquiry_at LIMIT $4 FOR UPDATE SKIP LOCKED) \
     RETURNING merchant_id, invoice_no, status, amount_minor, currency, exponent, origin, trusted, sequence, \
@@ -64,9 +65,7 @@ impl PgStore {
     }
 
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        sqlx::migrate!("migrations/postgres")
-            .run(&self.pool)
-            .await?;
+        sqlx::migrate!("migrations/postgres").run(&self.pool).await?;
         Ok(())
     }
 
@@ -84,76 +83,39 @@ impl PgStore {
     ) -> Result<RecordResult, StoreError> {
         self.write(move |c| {
             Box::pin(async move {
-                apply_observation(
-                    c,
-                    &obs,
-                    raw.as_deref(),
-                    dedupe_key.as_deref(),
-                    timing,
-                    now_ms(),
-                )
-                .await
+                apply_observation(c, &obs, raw.as_deref(), dedupe_key.as_deref(), timing, now_ms()).await
             })
         })
         .await
     }
 
-    pub async fn register_invoice(
-        &self,
-        inv: NewInvoice,
-        timing: Timing,
-    ) -> Result<bool, StoreError> {
-        self.write(move |c| {
-            Box::pin(async move { register_invoice(c, &inv, timing, now_ms()).await })
-        })
-        .await
+    pub async fn register_invoice(&self, inv: NewInvoice, timing: Timing) -> Result<bool, StoreError> {
+        self.write(move |c| Box::pin(async move { register_invoice(c, &inv, timing, now_ms()).await })).await
     }
 
-    pub async fn invoice(
-        &self,
-        merchant_id: &str,
-        invoice_no: &str,
-    ) -> Result<Option<InvoiceRow>, StoreError> {
+    pub async fn invoice(&self, merchant_id: &str, invoice_no: &str) -> Result<Option<InvoiceRow>, StoreError> {
         select_invoice(&mut *self.read().await?, merchant_id, invoice_no).await
     }
 
-    pub async fn history(
-        &self,
-        merchant_id: &str,
-        invoice_no: &str,
-    ) -> Result<Vec<HistoryRow>, StoreError> {
+    pub async fn history(&self, merchant_id: &str, invoice_no: &str) -> Result<Vec<HistoryRow>, StoreError> {
         select_history(&mut *self.read().await?, merchant_id, invoice_no).await
     }
 
-    pub async fn events_of(
-        &self,
-        merchant_id: &str,
-        invoice_no: &str,
-    ) -> Result<Vec<EventRow>, StoreError> {
+    pub async fn events_of(&self, merchant_id: &str, invoice_no: &str) -> Result<Vec<EventRow>, StoreError> {
         select_events(&mut *self.read().await?, merchant_id, invoice_no).await
     }
 
-    pub async fn claim_events(
-        &self,
-        owner: String,
-        limit: i64,
-        lease: Duration,
-    ) -> Result<Vec<EventRow>, StoreError> {
+    pub async fn claim_events(&self, owner: String, limit: i64, lease: Duration) -> Result<Vec<EventRow>, StoreError> {
         let lease_ms = crate::store::ms(lease);
-        self.write(move |c| {
-            Box::pin(async move { claim_events(c, &owner, limit, lease_ms, now_ms()).await })
-        })
-        .await
+        self.write(move |c| Box::pin(async move { claim_events(c, &owner, limit, lease_ms, now_ms()).await })).await
     }
 
     pub async fn mark_published(&self, seqs: Vec<i64>) -> Result<(), StoreError> {
-        self.write(move |c| Box::pin(async move { mark_published(c, &seqs, now_ms()).await }))
-            .await
+        self.write(move |c| Box::pin(async move { mark_published(c, &seqs, now_ms()).await })).await
     }
 
     pub async fn release_events(&self, seqs: Vec<i64>, error: String) -> Result<(), StoreError> {
-        self.write(move |c| Box::pin(async move { release_events(c, &seqs, &error).await }))
-            .await
+        self.write(move |c| Box::pin(async move { release_events(c, &seqs, &error).await })).await
     }
 
     pub async fn outbox_stats(&self) -> Result<OutboxStats, StoreError> {
@@ -161,8 +123,7 @@ impl PgStore {
     }
 
     pub async fn replay(&self, selector: ReplaySelector) -> Result<u64, StoreError> {
-        self.write(move |c| Box::pin(async move { replay(c, &selector).await }))
-            .await
+        self.write(move |c| Box::pin(async move { replay(c, &selector).await })).await
     }
 
     pub async fn record_frontend_return(
@@ -170,10 +131,7 @@ impl PgStore {
         ret: FrontendReturnRecord,
         timing: Timing,
     ) -> Result<FrontendReturnResult, StoreError> {
-        self.write(move |c| {
-            Box::pin(async move { record_frontend_return(c, &ret, timing, now_ms()).await })
-        })
-        .await
+        self.write(move |c| Box::pin(async move { record_frontend_return(c, &ret, timing, now_ms()).await })).await
     }
 
     pub async fn claim_due_invoices(
@@ -183,34 +141,17 @@ impl PgStore {
         lease: Duration,
     ) -> Result<Vec<InvoiceRow>, StoreError> {
         let lease_ms = crate::store::ms(lease);
-        self.write(move |c| {
-            Box::pin(async move { claim_due_invoices(c, &owner, limit, lease_ms, now_ms()).await })
-        })
-        .await
+        self.write(move |c| Box::pin(async move { claim_due_invoices(c, &owner, limit, lease_ms, now_ms()).await }))
+            .await
     }
 
-    pub async fn record_inquiry(
-        &self,
-        done: InquiryDone,
-        timing: Timing,
-    ) -> Result<InquiryRecorded, StoreError> {
-        self.write(move |c| {
-            Box::pin(async move { record_inquiry(c, &done, timing, now_ms()).await })
-        })
-        .await
+    pub async fn record_inquiry(&self, done: InquiryDone, timing: Timing) -> Result<InquiryRecorded, StoreError> {
+        self.write(move |c| Box::pin(async move { record_inquiry(c, &done, timing, now_ms()).await })).await
     }
 
-    pub async fn reconcile_stats(
-        &self,
-        give_up_after: Duration,
-    ) -> Result<ReconcileStats, StoreError> {
+    pub async fn reconcile_stats(&self, give_up_after: Duration) -> Result<ReconcileStats, StoreError> {
         let now = now_ms();
-        reconcile_stats(
-            &mut *self.read().await?,
-            now,
-            now - crate::store::ms(give_up_after),
-        )
-        .await
+        reconcile_stats(&mut *self.read().await?, now, now - crate::store::ms(give_up_after)).await
     }
 
     pub async fn count_by_status(&self) -> Result<Vec<(String, i64)>, StoreError> {

@@ -33,18 +33,15 @@ pub struct InvoiceRow {
 impl InvoiceRow {
     /// The state, parsed.
     pub fn status(&self) -> Result<Status, StoreError> {
-        Status::parse(&self.status)
-            .ok_or_else(|| StoreError::Corrupt(format!("unknown status {}", self.status)))
+        Status::parse(&self.status).ok_or_else(|| StoreError::Corrupt(format!("unknown status {}", self.status)))
     }
 
     /// The registered amount, if any.
     pub fn amount(&self) -> Option<Money> {
         match (self.amount_minor, &self.currency, self.exponent) {
-            (Some(minor), Some(currency), Some(exponent)) => Some(Money {
-                minor,
-                currency: currency.clone(),
-                exponent: u32::try_from(exponent).unwrap_or(0),
-            }),
+            (Some(minor), Some(currency), Some(exponent)) => {
+                Some(Money { minor, currency: currency.clone(), exponent: u32::try_from(exponent).unwrap_or(0) })
+            }
             _ => None,
         }
     }

@@ -17,7 +17,8 @@ type Db = sqlx::Sqlite;
 type Conn = SqliteConnection;
 
 /// No row locks in SQLite: the single writer serialises every write.
-const SELECT_INVOICE_LOCKED: &str = "SELECT merchant_id, invoice_no, status, amount_minor, currency, exponent, origin, trusted, sequence, \
+const SELECT_INVOICE_LOCKED: &str =
+    "SELECT merchant_id, invoice_no, status, amount_minor, currency, exponent, origin, trusted, sequence, \
     resp_code, resp_desc, tran_ref, notified_at, returned_at, needs_review, expires_at, next_inquiry_at, \
     inquiry_attempts, last_inquiry_at, created_at, updated_at FROM invoices WHERE merchant_id = $1 AND invoice_no = $2";
 
@@ -25,7 +26,8 @@ const CLAIM_EVENTS: &str = "UPDATE events SET claimed_until = $1, claimed_by = $
     SELECT seq FROM events WHERE published_at IS NULL AND (claimed_until IS NULL OR claimed_until < $3) ORDER BY seq LIMIT $4) \
     RETURNING seq, event_id, merchant_id, invoice_no, sequence, event_type, body, created_at, published_at, attempts";
 
-const CLAIM_DUE_INVOICES: &str = "UPDATE invoices SET lease_owner = $1, lease_until = $2 WHERE (merchant_id, invoice_no) IN (\
+const CLAIM_DUE_INVOICES: &str =
+    "UPDATE invoices SET lease_owner = $1, lease_until = $2 WHERE (merchant_id, invoice_no) IN (\
     SELECT merchant_id, invoice_no FROM invoices WHERE next_inquiry_at IS NOT NULL AND next_inquiry_at <= $3 \
     AND (lease_until IS NULL OR lease_until < $3) ORDER BY next_inquiry_at LIMIT $4) \
     RETURNING merchant_id, invoice_no, status, amount_minor, currency, exponent, origin, trusted, sequence, \
@@ -35,8 +37,7 @@ const CLAIM_DUE_INVOICES: &str = "UPDATE invoices SET lease_owner = $1, lease_un
 include!("ops.rs");
 
 type Completion = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
-type Job =
-    Box<dyn for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, (bool, Completion)> + Send>;
+type Job = Box<dyn for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, (bool, Completion)> + Send>;
 
 /// The SQLite store.
 #[derive(Clone)]
@@ -56,9 +57,8 @@ impl SqliteStore {
             .foreign_keys(true);
         if let Some(parent) = Path::new(options.get_filename()).parent() {
             if !parent.as_os_str().is_empty() {
-                std::fs::create_dir_all(parent).map_err(|e| {
-                    StoreError::Unavailable(format!("cannot create {}: {e}", parent.display()))
-                })?;
+                std::fs::create_dir_all(parent)
+                    .map_err(|e| StoreError::Unavailable(format!("cannot create {}: {e}", parent.display())))?;
             }
         }
         let writer_conn = SqliteConnection::connect_with(&options).await?;
@@ -69,19 +69,14 @@ impl SqliteStore {
             .await?;
         let (tx, rx) = mpsc::channel::<Job>(settings.write_batch * 4);
         tokio::spawn(writer_loop(writer_conn, rx, settings.write_batch));
-        Ok(SqliteStore {
-            readers,
-            writer: tx,
-        })
+        Ok(SqliteStore { readers, writer: tx })
     }
 
     /// Runs `f` inside the writer's current group transaction; answers after the commit.
     async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
-        F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Result<T, StoreError>>
-            + Send
-            + 'static,
+        F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Result<T, StoreError>> + Send + 'static,
     {
         let (reply, answer) = oneshot::channel();
         let job: Job = Box::new(move |conn| {
@@ -94,13 +89,8 @@ impl SqliteStore {
                 (ok, done)
             })
         });
-        self.writer
-            .send(job)
-            .await
-            .map_err(|_| StoreError::Unavailable("the SQLite writer has stopped".into()))?;
-        answer
-            .await
-            .map_err(|_| StoreError::Unavailable("the SQLite writer dropped the write".into()))?
+        self.writer.send(job).await.map_err(|_| StoreError::Unavailable("the SQLite writer has stopped".into()))?;
+        answer.await.map_err(|_| StoreError::Unavailable("the SQLite writer dropped the write".into()))?
     }
 
     async fn read(&self) -> Result<sqlx::pool::PoolConnection<Db>, StoreError> {
@@ -108,9 +98,7 @@ impl SqliteStore {
     }
 
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        sqlx::migrate!("migrations/sqlite")
-            .run(&self.readers)
-            .await?;
+        sqlx::migrate!("migrations/sqlite").run(&self.readers).await?;
         Ok(())
     }
 
@@ -128,76 +116,39 @@ impl SqliteStore {
     ) -> Result<RecordResult, StoreError> {
         self.write(move |c| {
             Box::pin(async move {
-                apply_observation(
-                    c,
-                    &obs,
-                    raw.as_deref(),
-                    dedupe_key.as_deref(),
-                    timing,
-                    now_ms(),
-                )
-                .await
+                apply_observation(c, &obs, raw.as_deref(), dedupe_key.as_deref(), timing, now_ms()).await
             })
         })
         .await
     }
 
-    pub async fn register_invoice(
-        &self,
-        inv: NewInvoice,
-        timing: Timing,
-    ) -> Result<bool, StoreError> {
-        self.write(move |c| {
-            Box::pin(async move { register_invoice(c, &inv, timing, now_ms()).await })
-        })
-        .await
+    pub async fn register_invoice(&self, inv: NewInvoice, timing: Timing) -> Result<bool, StoreError> {
+        self.write(move |c| Box::pin(async move { register_invoice(c, &inv, timing, now_ms()).await })).await
     }
 
-    pub async fn invoice(
-        &self,
-        merchant_id: &str,
-        invoice_no: &str,
-    ) -> Result<Option<InvoiceRow>, StoreError> {
+    pub async fn invoice(&self, merchant_id: &str, invoice_no: &str) -> Result<Option<InvoiceRow>, StoreError> {
         select_invoice(&mut *self.read().await?, merchant_id, invoice_no).await
     }
 
-    pub async fn history(
-        &self,
-        merchant_id: &str,
-        invoice_no: &str,
-    ) -> Result<Vec<HistoryRow>, StoreError> {
+    pub async fn history(&self, merchant_id: &str, invoice_no: &str) -> Result<Vec<HistoryRow>, StoreError> {
         select_history(&mut *self.read().await?, merchant_id, invoice_no).await
     }
 
-    pub async fn events_of(
-        &self,
-        merchant_id: &str,
-        invoice_no: &str,
-    ) -> Result<Vec<EventRow>, StoreError> {
+    pub async fn events_of(&self, merchant_id: &str, invoice_no: &str) -> Result<Vec<EventRow>, StoreError> {
         select_events(&mut *self.read().await?, merchant_id, invoice_no).await
     }
 
-    pub async fn claim_events(
-        &self,
-        owner: String,
-        limit: i64,
-        lease: Duration,
-    ) -> Result<Vec<EventRow>, StoreError> {
+    pub async fn claim_events(&self, owner: String, limit: i64, lease: Duration) -> Result<Vec<EventRow>, StoreError> {
         let lease_ms = crate::store::ms(lease);
-        self.write(move |c| {
-            Box::pin(async move { claim_events(c, &owner, limit, lease_ms, now_ms()).await })
-        })
-        .await
+        self.write(move |c| Box::pin(async move { claim_events(c, &owner, limit, lease_ms, now_ms()).await })).await
     }
 
     pub async fn mark_published(&self, seqs: Vec<i64>) -> Result<(), StoreError> {
-        self.write(move |c| Box::pin(async move { mark_published(c, &seqs, now_ms()).await }))
-            .await
+        self.write(move |c| Box::pin(async move { mark_published(c, &seqs, now_ms()).await })).await
     }
 
     pub async fn release_events(&self, seqs: Vec<i64>, error: String) -> Result<(), StoreError> {
-        self.write(move |c| Box::pin(async move { release_events(c, &seqs, &error).await }))
-            .await
+        self.write(move |c| Box::pin(async move { release_events(c, &seqs, &error).await })).await
     }
 
     pub async fn outbox_stats(&self) -> Result<OutboxStats, StoreError> {
@@ -205,8 +156,7 @@ impl SqliteStore {
     }
 
     pub async fn replay(&self, selector: ReplaySelector) -> Result<u64, StoreError> {
-        self.write(move |c| Box::pin(async move { replay(c, &selector).await }))
-            .await
+        self.write(move |c| Box::pin(async move { replay(c, &selector).await })).await
     }
 
     pub async fn record_frontend_return(
@@ -214,10 +164,7 @@ impl SqliteStore {
         ret: FrontendReturnRecord,
         timing: Timing,
     ) -> Result<FrontendReturnResult, StoreError> {
-        self.write(move |c| {
-            Box::pin(async move { record_frontend_return(c, &ret, timing, now_ms()).await })
-        })
-        .await
+        self.write(move |c| Box::pin(async move { record_frontend_return(c, &ret, timing, now_ms()).await })).await
     }
 
     pub async fn claim_due_invoices(
@@ -227,34 +174,17 @@ impl SqliteStore {
         lease: Duration,
     ) -> Result<Vec<InvoiceRow>, StoreError> {
         let lease_ms = crate::store::ms(lease);
-        self.write(move |c| {
-            Box::pin(async move { claim_due_invoices(c, &owner, limit, lease_ms, now_ms()).await })
-        })
-        .await
+        self.write(move |c| Box::pin(async move { claim_due_invoices(c, &owner, limit, lease_ms, now_ms()).await }))
+            .await
     }
 
-    pub async fn record_inquiry(
-        &self,
-        done: InquiryDone,
-        timing: Timing,
-    ) -> Result<InquiryRecorded, StoreError> {
-        self.write(move |c| {
-            Box::pin(async move { record_inquiry(c, &done, timing, now_ms()).await })
-        })
-        .await
+    pub async fn record_inquiry(&self, done: InquiryDone, timing: Timing) -> Result<InquiryRecorded, StoreError> {
+        self.write(move |c| Box::pin(async move { record_inquiry(c, &done, timing, now_ms()).await })).await
     }
 
-    pub async fn reconcile_stats(
-        &self,
-        give_up_after: Duration,
-    ) -> Result<ReconcileStats, StoreError> {
+    pub async fn reconcile_stats(&self, give_up_after: Duration) -> Result<ReconcileStats, StoreError> {
         let now = now_ms();
-        reconcile_stats(
-            &mut *self.read().await?,
-            now,
-            now - crate::store::ms(give_up_after),
-        )
-        .await
+        reconcile_stats(&mut *self.read().await?, now, now - crate::store::ms(give_up_after)).await
     }
 
     pub async fn count_by_status(&self) -> Result<Vec<(String, i64)>, StoreError> {

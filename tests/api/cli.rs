@@ -21,44 +21,24 @@ fn check_config_prints_the_effective_config_with_secrets_redacted() {
     let file = dir.path().join("extra.toml");
     std::fs::write(
         &file,
-        format!(
-            "[[merchants]]\nid = \"JT01\"\nsecret_key_file = \"{}\"\ntimezone = \"+07:00\"\n",
-            key_file.display()
-        ),
+        format!("[[merchants]]\nid = \"JT01\"\nsecret_key_file = \"{}\"\ntimezone = \"+07:00\"\n", key_file.display()),
     )
     .unwrap();
     let out = relay()
         .args(["check-config", "--config"])
         .arg(&file)
-        .env(
-            "PGW_RELAY__DATABASE__URL",
-            "postgres://relay:hunter2-password@127.0.0.1/relay",
-        )
-        .env(
-            "PGW_RELAY__INTERNAL_API__TOKENS",
-            "token-one-abcdef,token-two-abcdef",
-        )
+        .env("PGW_RELAY__DATABASE__URL", "postgres://relay:hunter2-password@127.0.0.1/relay")
+        .env("PGW_RELAY__INTERNAL_API__TOKENS", "token-one-abcdef,token-two-abcdef")
         .env("PGW_RELAY__RECONCILE__MAX_RPS", "7")
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let text = String::from_utf8(out.stdout).unwrap();
     let cfg: serde_json::Value = serde_json::from_str(&text).unwrap();
-    assert_eq!(
-        cfg["reconcile"]["max_rps"], 7,
-        "environment variables override files"
-    );
+    assert_eq!(cfg["reconcile"]["max_rps"], 7, "environment variables override files");
     assert_eq!(cfg["merchants"][0]["id"], "JT01");
     assert_eq!(cfg["internal_api"]["tokens"].as_array().unwrap().len(), 2);
-    for secret in [
-        "super-secret-merchant-key",
-        "hunter2-password",
-        "token-one-abcdef",
-    ] {
+    for secret in ["super-secret-merchant-key", "hunter2-password", "token-one-abcdef"] {
         assert!(!text.contains(secret), "{secret} leaked: {text}");
     }
 }
@@ -67,11 +47,7 @@ fn check_config_prints_the_effective_config_with_secrets_redacted() {
 fn a_bad_config_stops_start_up_with_a_message_naming_the_key() {
     let cases = [
         ("PGW_RELAY__RECONCILE__GRACE", "whenever", "grace"),
-        (
-            "PGW_RELAY__SERVER__PUBLIC_ADDR",
-            "not-an-address",
-            "server.public_addr",
-        ),
+        ("PGW_RELAY__SERVER__PUBLIC_ADDR", "not-an-address", "server.public_addr"),
         ("PGW_RELAY__DATABASE__URL", "mysql://x", "database.url"),
         ("PGW_RELAY__BROKER__URL", "http://x", "broker.url"),
     ];

@@ -30,34 +30,21 @@ fn referenced_names(text: &str) -> Vec<String> {
 async fn alerts_and_dashboard_reference_only_exported_metrics() {
     let root = env!("CARGO_MANIFEST_DIR");
     let rules = std::fs::read_to_string(format!("{root}/deploy/base/prometheusrule.yaml")).unwrap();
-    let dashboard =
-        std::fs::read_to_string(format!("{root}/deploy/dashboards/pgw-relay.json")).unwrap();
+    let dashboard = std::fs::read_to_string(format!("{root}/deploy/dashboards/pgw-relay.json")).unwrap();
     let mut names = referenced_names(&rules);
     for n in referenced_names(&dashboard) {
         if !names.contains(&n) {
             names.push(n);
         }
     }
-    assert!(
-        names.len() >= 10,
-        "alerts and dashboard reference the service's metrics: {names:?}"
-    );
+    assert!(names.len() >= 10, "alerts and dashboard reference the service's metrics: {names:?}");
 
     let app = spawn_app(Options::new(Backend::Sqlite)).await;
     // One request so the HTTP histogram has a series.
     app.post_notification_body("not json").await;
     let exported = app.metrics().await;
-    let missing: Vec<&String> = names
-        .iter()
-        .filter(|n| {
-            !exported
-                .lines()
-                .any(|l| l.starts_with(&format!("# TYPE {n} ")))
-        })
-        .collect();
-    assert!(
-        missing.is_empty(),
-        "referenced but not exported: {missing:?}"
-    );
+    let missing: Vec<&String> =
+        names.iter().filter(|n| !exported.lines().any(|l| l.starts_with(&format!("# TYPE {n} ")))).collect();
+    assert!(missing.is_empty(), "referenced but not exported: {missing:?}");
     app.stop().await;
 }

@@ -28,8 +28,7 @@ pub const BACKENDS: [Backend; 2] = [Backend::Sqlite, Backend::Postgres];
 
 /// The server holding test databases.
 pub fn postgres_admin_url() -> String {
-    std::env::var("PGW_TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string())
+    std::env::var("PGW_TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string())
 }
 
 /// A database made for one test and dropped afterwards.
@@ -45,29 +44,19 @@ impl TestDb {
             Backend::Sqlite => {
                 let dir = tempfile::tempdir().expect("temp dir");
                 let url = format!("sqlite://{}/relay.db", dir.path().display());
-                TestDb {
-                    url,
-                    pg_name: None,
-                    _dir: Some(dir),
-                }
+                TestDb { url, pg_name: None, _dir: Some(dir) }
             }
             Backend::Postgres => {
                 let name = format!("pgw_test_{}", uuid::Uuid::now_v7().simple());
                 let admin = postgres_admin_url();
-                let mut conn = sqlx::PgConnection::connect(&admin)
-                    .await
-                    .expect("PostgreSQL reachable for tests");
+                let mut conn = sqlx::PgConnection::connect(&admin).await.expect("PostgreSQL reachable for tests");
                 sqlx::query(&format!("CREATE DATABASE \"{name}\""))
                     .execute(&mut conn)
                     .await
                     .expect("create test database");
                 let mut url = url::Url::parse(&admin).expect("admin url");
                 url.set_path(&name);
-                TestDb {
-                    url: url.to_string(),
-                    pg_name: Some(name),
-                    _dir: None,
-                }
+                TestDb { url: url.to_string(), pg_name: Some(name), _dir: None }
             }
         }
     }
@@ -78,17 +67,12 @@ impl Drop for TestDb {
         if let Some(name) = self.pg_name.take() {
             let admin = postgres_admin_url();
             let _ = std::thread::spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .expect("runtime");
+                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
                 rt.block_on(async {
                     if let Ok(mut conn) = sqlx::PgConnection::connect(&admin).await {
-                        let _ = sqlx::query(&format!(
-                            "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
-                        ))
-                        .execute(&mut conn)
-                        .await;
+                        let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+                            .execute(&mut conn)
+                            .await;
                     }
                 });
             })
@@ -110,12 +94,7 @@ pub struct Options {
 
 impl Options {
     pub fn new(backend: Backend) -> Self {
-        Options {
-            backend,
-            extra_toml: String::new(),
-            db_url: None,
-            migrate: true,
-        }
+        Options { backend, extra_toml: String::new(), db_url: None, migrate: true }
     }
 }
 
@@ -194,16 +173,10 @@ timezone = "+08:00"
         migrate = opts.migrate
     );
     std::fs::write(&file, toml).expect("write config");
-    let sources = Sources {
-        dir: Some(dir.path().to_path_buf()),
-        env_name: None,
-        files: vec![file],
-        use_environment: false,
-    };
+    let sources =
+        Sources { dir: Some(dir.path().to_path_buf()), env_name: None, files: vec![file], use_environment: false };
     let config = config::load(&sources).expect("test config is valid");
-    let app = Application::build(config)
-        .await
-        .expect("application starts");
+    let app = Application::build(config).await.expect("application starts");
     let public = format!("http://{}", app.public_addr());
     let internal = format!("http://{}", app.internal_addr());
     let shutdown = app.shutdown_token();
@@ -211,10 +184,7 @@ timezone = "+08:00"
     TestApp {
         public,
         internal,
-        client: reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .build()
-            .expect("client"),
+        client: reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("client"),
         db_url,
         shutdown,
         task: Some(task),
@@ -225,10 +195,7 @@ timezone = "+08:00"
 
 impl TestApp {
     /// Posts a backend notification body as 2C2P would.
-    pub async fn post_notification_body(
-        &self,
-        body: impl Into<reqwest::Body>,
-    ) -> reqwest::Response {
+    pub async fn post_notification_body(&self, body: impl Into<reqwest::Body>) -> reqwest::Response {
         self.client
             .post(format!("{}/2c2p/backend-notification", self.public))
             .header("content-type", "application/json; charset=utf-8")
@@ -240,17 +207,13 @@ impl TestApp {
 
     /// Posts `{"payload": token}`.
     pub async fn post_notification(&self, token: &str) -> reqwest::Response {
-        self.post_notification_body(json!({ "payload": token }).to_string())
-            .await
+        self.post_notification_body(json!({ "payload": token }).to_string()).await
     }
 
     /// `GET /v1/invoices/{m}/{i}` with the test token.
     pub async fn get_invoice(&self, merchant: &str, invoice: &str) -> reqwest::Response {
         self.client
-            .get(format!(
-                "{}/v1/invoices/{merchant}/{invoice}",
-                self.internal
-            ))
+            .get(format!("{}/v1/invoices/{merchant}/{invoice}", self.internal))
             .bearer_auth(API_TOKEN)
             .send()
             .await
@@ -266,14 +229,7 @@ impl TestApp {
 
     /// The `/metrics` text.
     pub async fn metrics(&self) -> String {
-        self.client
-            .get(format!("{}/metrics", self.internal))
-            .send()
-            .await
-            .expect("metrics")
-            .text()
-            .await
-            .expect("text")
+        self.client.get(format!("{}/metrics", self.internal)).send().await.expect("metrics").text().await.expect("text")
     }
 
     /// The value of one sample line (`name{labels}`), 0 when absent.
@@ -294,9 +250,7 @@ impl TestApp {
 pub fn metric_value(text: &str, series: &str) -> f64 {
     text.lines()
         .find_map(|l| {
-            l.strip_prefix(series)
-                .and_then(|rest| rest.strip_prefix(' '))
-                .map(|v| v.trim().parse().unwrap_or(0.0))
+            l.strip_prefix(series).and_then(|rest| rest.strip_prefix(' ')).map(|v| v.trim().parse().unwrap_or(0.0))
         })
         .unwrap_or(0.0)
 }

@@ -11,21 +11,9 @@ async fn v1_needs_a_configured_bearer_token() {
     let none = app.client.get(&url).send().await.unwrap();
     assert_eq!(none.status(), 401);
     assert_eq!(none.json::<Value>().await.unwrap()["error"], "unauthorized");
-    let wrong = app
-        .client
-        .get(&url)
-        .bearer_auth("not-the-token")
-        .send()
-        .await
-        .unwrap();
+    let wrong = app.client.get(&url).bearer_auth("not-the-token").send().await.unwrap();
     assert_eq!(wrong.status(), 401);
-    let right = app
-        .client
-        .get(&url)
-        .bearer_auth(API_TOKEN)
-        .send()
-        .await
-        .unwrap();
+    let right = app.client.get(&url).bearer_auth(API_TOKEN).send().await.unwrap();
     assert_eq!(right.status(), 404);
     assert_eq!(right.json::<Value>().await.unwrap()["error"], "not_found");
     app.stop().await;
@@ -35,19 +23,9 @@ async fn v1_needs_a_configured_bearer_token() {
 async fn health_readiness_and_metrics_answer() {
     for backend in BACKENDS {
         let app = spawn_app(Options::new(backend)).await;
-        let health = app
-            .client
-            .get(format!("{}/healthz", app.internal))
-            .send()
-            .await
-            .unwrap();
+        let health = app.client.get(format!("{}/healthz", app.internal)).send().await.unwrap();
         assert_eq!(health.status(), 200);
-        let ready = app
-            .client
-            .get(format!("{}/readyz", app.internal))
-            .send()
-            .await
-            .unwrap();
+        let ready = app.client.get(format!("{}/readyz", app.internal)).send().await.unwrap();
         assert_eq!(ready.status(), 200, "{backend:?}");
         let body: Value = ready.json().await.unwrap();
         assert_eq!(body["store"]["ok"], true);
@@ -72,12 +50,7 @@ async fn health_readiness_and_metrics_answer() {
 async fn the_public_listener_serves_only_the_gateway_endpoints() {
     let app = spawn_app(Options::new(Backend::Sqlite)).await;
     for path in ["/metrics", "/healthz", "/v1/invoices/JT01/X"] {
-        let res = app
-            .client
-            .get(format!("{}{path}", app.public))
-            .send()
-            .await
-            .unwrap();
+        let res = app.client.get(format!("{}{path}", app.public)).send().await.unwrap();
         assert_eq!(res.status(), 404, "{path} must not be public");
     }
     app.stop().await;

@@ -1,0 +1,222 @@
+//! `POST /v1/payment-tokens` (the seed flow "Payment with Customer Token") and `POST /v1/invoices`.
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpResponse};
+use chrono::{NaiveDateTime, TimeZone};
+use serde_json::{Map, Value};
+
+use crate::config::Merchant;
+use crate::domain::money::Money;
+use crate::domain::observation::valid_invoice_no;
+use crate::gateway::GatewayError;
+use crate::http::error::ApiError;
+use crate::http::AppState;
+use crate::store::{now_ms, NewInvoice};
+
+/// Reads a JSON object body.
+fn object(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(map)) => Ok(map),
+        _ => Err(ApiError::bad_request("malformed", "the body must be a JSON object")),
+    }
+}
+
+fn invalid(field: &str, why: &str) -> ApiError {
+    ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", format!("`{field}` {why}"))
+}
+
+/// The merchant named by `merchantID`, or the only configured one when absent.
+fn merchant<'a>(state: &'a AppState, fields: &Map<String, Value>) -> Result<&'a Merchant, ApiError> {
+    match fields.get("merchantID") {
+        Some(Value::String(id)) => {
+            state.config.merchant(id).ok_or_else(|| invalid("merchantID", "is not a configured merchant"))
+        }
+        Some(_) => Err(invalid("merchantID", "must be a string")),
+        None if state.config.merchants.len() == 1 => Ok(&state.config.merchants[0]),
+        None => Err(invalid("merchantID", "is required when several merchants are configured")),
+    }
+}
+
+/// `invoiceNo`: 1 to 50 characters of letters, digits, `-` and `_`.
+fn invoice_no(fields: &Map<String, Value>) -> Result<String, ApiError> {
+    let Some(Value::String(no)) = fields.get("invoiceNo") else {
+        return Err(invalid("invoiceNo", "is required (a string)"));
+    };
+    let ok = valid_invoice_no(no) && no.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if !ok {
+        return Err(invalid("invoiceNo", "must be 1 to 50 letters, digits, '-' or '_'"));
+    }
+    Ok(no.clone())
+}
+
+/// `amount` (number or decimal string, major units) in `currencyCode`, at the currency's precision.
+fn amount(fields: &Map<String, Value>) -> Result<Money, ApiError> {
+    let Some(Value::String(currency)) = fields.get("currencyCode") else {
+        return Err(invalid("currencyCode", "is required (ISO 4217 alpha-3)"));
+    };
+    let text = match fields.get("amount") {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Number(n)) => n.to_string(),
+        _ => return Err(invalid("amount", "is required (a number or a decimal string)")),
+    };
+    let money = Money::parse_major(&text, currency).map_err(|e| invalid("amount", &e.to_string()))?;
+    if money.minor == 0 {
+        return Err(invalid("amount", "must be greater than zero"));
+    }
+    Ok(money)
+}
+
+/// `POST /v1/payment-tokens`: validate, fill return URLs, sign, call 2C2P, check `respCode`,
+/// register the invoice, answer `201`.
+pub async fn create_payment_token(body: web::Bytes, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let mut fields = object(&body)?;
+    let merchant = merchant(&state, &fields)?;
+    let invoice_no = invoice_no(&fields)?;
+    let money = amount(&fields)?;
+    match fields.get("description") {
+        Some(Value::String(d)) if !d.trim().is_empty() && d.chars().count() <= 250 => {}
+        _ => return Err(invalid("description", "is required (1 to 250 characters)")),
+    }
+    for legacy in ["customerToken", "cardTokens"] {
+        if let Some(tokens) = fields.get(legacy) {
+            let ok = tokens
+                .as_array()
+                .is_some_and(|a| a.iter().all(|t| t.as_str().is_some_and(|s| !s.is_empty() && s.len() <= 255)));
+            if !ok {
+                return Err(invalid(legacy, "must be an array of token strings"));
+            }
+        }
+    }
+    let expires_at = match fields.get("paymentExpiry") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(
+            NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S")
+                .ok()
+                .and_then(|naive| merchant.timezone.from_local_datetime(&naive).single())
+                .map(|t| t.timestamp_millis())
+                .filter(|t| *t > now_ms())
+                .ok_or_else(|| {
+                    invalid("paymentExpiry", "must be a future time as yyyy-MM-dd HH:mm:ss (merchant time zone)")
+                })?,
+        ),
+        Some(_) => return Err(invalid("paymentExpiry", "must be a string")),
+    };
+    fields.insert("merchantID".into(), Value::String(merchant.id.clone()));
+    fields.insert("invoiceNo".into(), Value::String(invoice_no.clone()));
+    fields.insert("amount".into(), Value::String(money.major_string()));
+    fields.insert("currencyCode".into(), Value::String(money.currency.clone()));
+    for (field, configured) in
+        [("backendReturnUrl", &merchant.backend_return_url), ("frontendReturnUrl", &merchant.frontend_return_url)]
+    {
+        if !fields.contains_key(field) {
+            if let Some(url) = configured {
+                fields.insert(field.into(), Value::String(url.clone()));
+            }
+        }
+    }
+    let retry_allowed = fields.get("idempotencyID").and_then(Value::as_str).is_some_and(|s| !s.is_empty());
+    let request = Value::Object(fields);
+
+    let mut answer = state.gateway.payment_token(merchant, &request).await;
+    if retry_allowed && answer.as_ref().err().is_some_and(GatewayError::is_transient) {
+        answer = state.gateway.payment_token(merchant, &request).await;
+    }
+    let response = answer.map_err(|e| gateway_error(&e))?;
+    if response.resp_code != "0000" {
+        return Err(ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            "gateway_rejected",
+            format!("2C2P answered {} {}", response.resp_code, response.resp_desc),
+        )
+        .with_gateway_code(&response.resp_code, &response.resp_desc));
+    }
+    let (Some(payment_token), Some(web_payment_url)) = (response.payment_token, response.web_payment_url) else {
+        return Err(ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            "gateway_malformed",
+            "2C2P answered 0000 without a payment token or URL",
+        ));
+    };
+    state
+        .store
+        .register_invoice(
+            NewInvoice {
+                merchant_id: merchant.id.clone(),
+                invoice_no: invoice_no.clone(),
+                amount: money,
+                expires_at_ms: expires_at,
+                origin: "payment_token",
+            },
+            state.timing(),
+        )
+        .await?;
+    tracing::info!(merchant = %merchant.id, invoice = %invoice_no, "payment token created");
+    Ok(HttpResponse::Created().json(serde_json::json!({
+        "webPaymentUrl": web_payment_url,
+        "paymentToken": payment_token,
+        "merchantID": merchant.id,
+        "invoiceNo": invoice_no,
+    })))
+}
+
+fn gateway_error(e: &GatewayError) -> ApiError {
+    match e {
+        GatewayError::Rejected { code, desc } => {
+            ApiError::new(StatusCode::BAD_GATEWAY, "gateway_rejected", format!("2C2P answered {code} {desc}"))
+                .with_gateway_code(code, desc)
+        }
+        GatewayError::Timeout(_) => ApiError::new(StatusCode::GATEWAY_TIMEOUT, "gateway_timeout", e.to_string()),
+        GatewayError::BadSignature => ApiError::new(StatusCode::BAD_GATEWAY, "gateway_bad_signature", e.to_string()),
+        _ => ApiError::new(StatusCode::BAD_GATEWAY, "gateway_unavailable", e.to_string()),
+    }
+}
+
+/// `POST /v1/invoices`: register an invoice whose token was created elsewhere.
+pub async fn register_invoice(body: web::Bytes, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let fields = object(&body)?;
+    let merchant = merchant(&state, &fields)?;
+    let invoice_no = invoice_no(&fields)?;
+    let money = amount(&fields)?;
+    let expires_at = match fields.get("expiresAt") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(
+            chrono::DateTime::parse_from_rfc3339(s)
+                .map_err(|_| invalid("expiresAt", "must be an RFC 3339 time"))?
+                .timestamp_millis(),
+        ),
+        Some(_) => return Err(invalid("expiresAt", "must be an RFC 3339 time")),
+    };
+    let created = state
+        .store
+        .register_invoice(
+            NewInvoice {
+                merchant_id: merchant.id.clone(),
+                invoice_no: invoice_no.clone(),
+                amount: money,
+                expires_at_ms: expires_at,
+                origin: "registered",
+            },
+            state.timing(),
+        )
+        .await?;
+    let inv = state.store.invoice(&merchant.id, &invoice_no).await?.ok_or_else(ApiError::store_unavailable)?;
+    let body = serde_json::json!({
+        "merchantID": inv.merchant_id,
+        "invoiceNo": inv.invoice_no,
+        "status": inv.status,
+        "amount": inv.amount().map(|a| a.to_json()),
+    });
+    Ok(if created { HttpResponse::Created().json(body) } else { HttpResponse::Ok().json(body) })
+}
+
+/// `POST /v1/invoices/{merchantID}/{invoiceNo}/reconcile`: one inquiry now.
+pub async fn reconcile_now(
+    path: web::Path<(String, String)>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let (merchant_id, invoice_no) = path.into_inner();
+    match state.reconciler.inquire_now(&merchant_id, &invoice_no).await? {
+        Some(report) => Ok(HttpResponse::Ok().json(report)),
+        None => Err(ApiError::not_found(format!("invoice {invoice_no} of merchant {merchant_id} is not known"))),
+    }
+}

@@ -1,0 +1,7 @@
+//! Reconciliation: every invoice that is not final is settled through Payment Inquiry, with
+//! backoff, a rate limit toward 2C2P and leases so several replicas share the work.
+
+pub mod policy;
+mod runner;
+
+pub use runner::{InquiryReport, Reconciler};
