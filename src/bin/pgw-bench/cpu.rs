@@ -1,0 +1,218 @@
+//! Where CPU time went during a phase: this process's threads grouped by name (Linux
+//! `/proc/self/task`), and the whole machine (`/proc/stat`), so a phase can be read as "the HTTP
+//! workers used 0.9 cores, the load generator 0.6, other processes 0.1".
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+/// Thread-name prefixes (as the kernel truncates them, 15 bytes) and the group they belong to.
+const GROUPS: &[(&str, &str)] = &[
+    ("actix-rt|system", "http workers"),
+    ("relay-rt", "relay runtime"),
+    ("sqlx-sqlite-wor", "sqlite threads"),
+    ("bench-load", "load generator"),
+];
+
+/// Name of the runtime that runs the service (store writer, pools, background tasks).
+pub const RELAY_THREAD_NAME: &str = "relay-rt";
+/// Name of the runtime that runs the HTTP client and the broker consumer.
+pub const LOAD_THREAD_NAME: &str = "bench-load";
+
+/// CPU counters at one instant.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    at: Instant,
+    /// Per thread id: (group, ticks).
+    threads: BTreeMap<u32, (&'static str, u64)>,
+    machine: Option<MachineTicks>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct MachineTicks {
+    busy: u64,
+    idle: u64,
+    iowait: u64,
+}
+
+/// CPU use over a phase, in cores (1.0 = one core fully busy).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Usage {
+    pub wall_seconds: f64,
+    pub cpus: usize,
+    /// This process, per thread group.
+    pub process: BTreeMap<String, f64>,
+    pub process_total: f64,
+    /// Every process on the machine, busy.
+    pub machine_busy: f64,
+    /// Busy outside this process (other work on a shared machine).
+    pub others: f64,
+    /// Idle while some task waited for I/O.
+    pub iowait: f64,
+}
+
+impl Snapshot {
+    /// Reads the counters now. Missing `/proc` files give an empty snapshot, not an error.
+    pub fn take() -> Snapshot {
+        let mut threads = BTreeMap::new();
+        if let Ok(entries) = std::fs::read_dir("/proc/self/task") {
+            for entry in entries.flatten() {
+                let Ok(tid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+                    continue;
+                };
+                if let Ok(text) = std::fs::read_to_string(entry.path().join("stat")) {
+                    if let Some((name, ticks)) = parse_thread_stat(&text) {
+                        threads.insert(tid, (group_of(&name), ticks));
+                    }
+                }
+            }
+        }
+        let machine = std::fs::read_to_string("/proc/stat").ok().and_then(|t| parse_machine_stat(&t));
+        Snapshot { at: Instant::now(), threads, machine }
+    }
+
+    /// Use between `self` (earlier) and `later`.
+    pub fn until(&self, later: &Snapshot) -> Usage {
+        let wall = later.at.duration_since(self.at).max(Duration::from_millis(1)).as_secs_f64();
+        let hz = ticks_per_second();
+        let cores = |ticks: u64| ticks as f64 / hz / wall;
+        let mut per_group: BTreeMap<String, u64> = BTreeMap::new();
+        for (tid, (group, ticks)) in &later.threads {
+            let before = self.threads.get(tid).map(|(_, t)| *t).unwrap_or(0);
+            *per_group.entry((*group).to_string()).or_default() += ticks.saturating_sub(before);
+        }
+        let process_ticks: u64 = per_group.values().sum();
+        let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        let (machine_busy, iowait) = match (self.machine, later.machine) {
+            (Some(a), Some(b)) => {
+                let total = (b.busy + b.idle).saturating_sub(a.busy + a.idle).max(1) as f64;
+                let share = |ticks: u64| ticks as f64 / total * cpus as f64;
+                (share(b.busy.saturating_sub(a.busy)), share(b.iowait.saturating_sub(a.iowait)))
+            }
+            _ => (0.0, 0.0),
+        };
+        let process_total = cores(process_ticks);
+        Usage {
+            wall_seconds: wall,
+            cpus,
+            process: per_group.into_iter().map(|(g, t)| (g, cores(t))).collect(),
+            process_total,
+            machine_busy,
+            others: (machine_busy - process_total).max(0.0),
+            iowait,
+        }
+    }
+}
+
+impl Usage {
+    /// One line: "http workers 0.91, load generator 0.55, … | others 0.10, iowait 0.02 (of 2 cores)".
+    pub fn line(&self) -> String {
+        let mut parts: Vec<String> =
+            self.process.iter().filter(|(_, c)| **c >= 0.005).map(|(g, c)| format!("{g} {c:.2}")).collect();
+        if parts.is_empty() {
+            parts.push("none".into());
+        }
+        format!(
+            "{} | others {:.2}, iowait {:.2} (cores, of {})",
+            parts.join(", "),
+            self.others,
+            self.iowait,
+            self.cpus
+        )
+    }
+}
+
+/// The machine a run was made on.
+#[derive(Debug, Clone, Serialize)]
+pub struct Machine {
+    pub cpus: usize,
+    pub cpu_model: String,
+    pub memory_gib: f64,
+}
+
+impl Machine {
+    /// From `/proc/cpuinfo` and `/proc/meminfo` (empty fields where they are unreadable).
+    pub fn describe() -> Machine {
+        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+        let cpu_model = cpuinfo
+            .lines()
+            .find_map(|l| l.strip_prefix("model name").and_then(|r| r.split_once(':')).map(|(_, m)| m.trim().to_string()))
+            .unwrap_or_else(|| "unknown".into());
+        let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+        let kib: f64 = meminfo
+            .lines()
+            .find_map(|l| l.strip_prefix("MemTotal:"))
+            .and_then(|r| r.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0);
+        Machine {
+            cpus: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+            cpu_model,
+            memory_gib: kib / 1024.0 / 1024.0,
+        }
+    }
+}
+
+impl std::fmt::Display for Machine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} cpus ({}), {:.1} GiB", self.cpus, self.cpu_model, self.memory_gib)
+    }
+}
+
+fn group_of(name: &str) -> &'static str {
+    GROUPS.iter().find(|(prefix, _)| name.starts_with(prefix)).map(|(_, g)| *g).unwrap_or("other threads")
+}
+
+/// `(comm, utime + stime)` from a `/proc/<pid>/task/<tid>/stat` line.
+fn parse_thread_stat(text: &str) -> Option<(String, u64)> {
+    let open = text.find('(')?;
+    let close = text.rfind(')')?;
+    let name = text.get(open + 1..close)?.to_string();
+    let fields: Vec<&str> = text.get(close + 1..)?.split_whitespace().collect();
+    // Fields after the name start at `state` (field 3); utime and stime are fields 14 and 15.
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some((name, utime + stime))
+}
+
+fn parse_machine_stat(text: &str) -> Option<MachineTicks> {
+    let line = text.lines().find(|l| l.starts_with("cpu "))?;
+    let v: Vec<u64> = line.split_whitespace().skip(1).filter_map(|f| f.parse().ok()).collect();
+    // user nice system idle iowait irq softirq steal (guest time is already in user).
+    let get = |i: usize| v.get(i).copied().unwrap_or(0);
+    Some(MachineTicks {
+        busy: get(0) + get(1) + get(2) + get(5) + get(6) + get(7),
+        idle: get(3) + get(4),
+        iowait: get(4),
+    })
+}
+
+fn ticks_per_second() -> f64 {
+    // USER_HZ is 100 on every Linux architecture this runs on.
+    100.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_a_thread_stat_line_with_spaces_in_the_name() {
+        let line = "4242 (actix-rt|system) S 1 2 3 0 -1 4194368 10 0 0 0 250 50 0 0 20 0 1 0 100 0 0";
+        let (name, ticks) = parse_thread_stat(line).unwrap();
+        assert_eq!(name, "actix-rt|system");
+        assert_eq!(ticks, 300);
+        assert_eq!(group_of(&name), "http workers");
+        let odd = "7 (a) b (c)) R 1 2 3 0 -1 0 0 0 0 0 7 3 0 0 20 0 1 0 100 0 0";
+        assert_eq!(parse_thread_stat(odd).unwrap(), ("a) b (c)".to_string(), 10));
+    }
+
+    #[test]
+    fn parses_the_machine_line() {
+        let t = parse_machine_stat("cpu  100 5 50 1000 20 1 2 3 0 0\ncpu0 1 2 3 4\n").unwrap();
+        assert_eq!(t.busy, 161);
+        assert_eq!(t.idle, 1020);
+        assert_eq!(t.iowait, 20);
+    }
+}

@@ -1,0 +1,124 @@
+//! The load loop: `count` requests by `concurrency` workers, either back to back (closed loop:
+//! each worker sends its next request when the previous answer arrives) or at a fixed arrival
+//! rate (request `i` is due at `start + i / rate`; its latency counts from that due time, so a
+//! slow answer that delays the requests behind it is charged to them too, rather than hidden).
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::future::BoxFuture;
+
+use crate::stats::Latency;
+
+/// What to send and how.
+#[derive(Debug, Clone, Copy)]
+pub struct Plan {
+    pub count: usize,
+    pub concurrency: usize,
+    /// Requests per second; `None` = closed loop.
+    pub rate: Option<f64>,
+    /// No request is started after this long.
+    pub max_duration: Duration,
+}
+
+/// Sends request `i`; `Err` names what went wrong (grouped in the report).
+pub type Request = Arc<dyn Fn(usize) -> BoxFuture<'static, Result<(), String>> + Send + Sync>;
+
+/// One answered (or failed) request.
+#[derive(Debug, Clone)]
+pub struct Sample {
+    pub index: usize,
+    /// From the due time (fixed rate) or the send time (closed loop) to the end of the answer.
+    pub latency: Duration,
+    pub done: Instant,
+    pub error: Option<String>,
+}
+
+/// The outcome of one load loop.
+#[derive(Debug)]
+pub struct Run {
+    pub elapsed: Duration,
+    pub samples: Vec<Sample>,
+    /// Requests not started before `max_duration`.
+    pub unsent: usize,
+}
+
+impl Run {
+    pub fn succeeded(&self) -> usize {
+        self.samples.iter().filter(|s| s.error.is_none()).count()
+    }
+
+    /// Successful requests per second of the loop's wall time.
+    pub fn per_second(&self) -> f64 {
+        self.succeeded() as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+
+    /// Latency of the successful requests.
+    pub fn latency(&self) -> Latency {
+        Latency::of(self.samples.iter().filter(|s| s.error.is_none()).map(|s| s.latency))
+    }
+
+    /// Failures by kind, plus requests never sent.
+    pub fn errors(&self) -> BTreeMap<String, usize> {
+        let mut errors = BTreeMap::new();
+        for e in self.samples.iter().filter_map(|s| s.error.as_ref()) {
+            *errors.entry(e.clone()).or_insert(0) += 1;
+        }
+        if self.unsent > 0 {
+            errors.insert("not sent (time limit)".into(), self.unsent);
+        }
+        errors
+    }
+
+    pub fn error_count(&self) -> usize {
+        self.errors().values().sum()
+    }
+}
+
+/// Runs the plan on the current runtime.
+pub async fn run(plan: Plan, request: Request) -> Run {
+    let next = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let deadline = started + plan.max_duration;
+    let workers: Vec<_> = (0..plan.concurrency.clamp(1, plan.count.max(1)))
+        .map(|_| {
+            let next = next.clone();
+            let request = request.clone();
+            tokio::spawn(async move {
+                let mut samples = Vec::new();
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= plan.count {
+                        break;
+                    }
+                    let due = match plan.rate {
+                        Some(rate) => started + Duration::from_secs_f64(i as f64 / rate),
+                        None => Instant::now(),
+                    };
+                    if due >= deadline || Instant::now() >= deadline {
+                        break;
+                    }
+                    if plan.rate.is_some() {
+                        tokio::time::sleep_until(due.into()).await;
+                    }
+                    let result = request(i).await;
+                    let done = Instant::now();
+                    samples.push(Sample { index: i, latency: done.duration_since(due), done, error: result.err() });
+                }
+                samples
+            })
+        })
+        .collect();
+    let mut samples = Vec::with_capacity(plan.count);
+    for worker in workers {
+        match worker.await {
+            Ok(mut s) => samples.append(&mut s),
+            Err(e) => eprintln!("pgw-bench: a load worker failed: {e}"),
+        }
+    }
+    let last = samples.iter().map(|s| s.done).max().unwrap_or(started);
+    let unsent = plan.count.saturating_sub(samples.len());
+    Run { elapsed: last.duration_since(started), samples, unsent }
+}

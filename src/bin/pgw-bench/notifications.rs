@@ -1,0 +1,508 @@
+//! `pgw-bench notifications`: the real service in this process, distinct signed notifications
+//! over HTTP, and in the same run `GET /healthz` at the same concurrency as the ceiling of the
+//! HTTP stack on this machine.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use pgw_relay::config::{self, Sources};
+use pgw_relay::startup::Application;
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
+
+use crate::broker::{self, Received};
+use crate::cpu::{self, Machine, Snapshot, Usage};
+use crate::db::{BenchDb, DbArgs};
+use crate::load::{self, Plan, Request};
+use crate::stats::{fmt_ms, fmt_rate, Latency};
+
+/// The public sandbox merchant JT01 and its demo key.
+const MERCHANT: &str = "JT01";
+const MERCHANT_KEY: &str = "ECC4E54DBA738857B84A7EBC6B5DC7187B8DA68750E88AB53AAA41F548D6F2D9";
+const EXCHANGE: &str = "pgw.payments";
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    db: DbArgs,
+    /// Notifications to send; each is for a distinct invoice, signed before timing starts.
+    #[arg(long, default_value_t = 20_000, value_parser = clap::value_parser!(u64).range(1..=5_000_000))]
+    count: u64,
+    /// Requests in flight at once (HTTP/1.1 keep-alive connections).
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=4096))]
+    concurrency: u64,
+    /// Send at this fixed rate (notifications per second) instead of back to back; latency then
+    /// counts from each request's scheduled send time, so queueing is not hidden.
+    #[arg(long, value_name = "PER_SECOND", value_parser = parse_rate)]
+    rate: Option<f64>,
+    /// Also consume the events from RabbitMQ: accept-to-consumer delay and exactly-once check.
+    #[arg(long)]
+    broker: bool,
+    /// RabbitMQ for the service's publisher and for --broker.
+    #[arg(long, value_name = "URL", default_value = "amqp://guest:guest@127.0.0.1:5672/%2f")]
+    amqp_url: String,
+    /// Wait at most this long for the events after the last answer (--broker).
+    #[arg(long, value_name = "SECONDS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=600))]
+    broker_timeout: u64,
+    /// Stop starting requests after this long (per phase).
+    #[arg(long, value_name = "SECONDS", default_value_t = 120, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    max_seconds: u64,
+    /// Override a service setting, e.g. `--set database.write_batch=512` (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE", value_parser = parse_override)]
+    overrides: Vec<(String, String)>,
+    /// Skip the GET /healthz ceiling measurement.
+    #[arg(long)]
+    no_healthz: bool,
+    /// Print the results as JSON instead of the summary.
+    #[arg(long)]
+    json: bool,
+}
+
+fn parse_rate(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(r) if r.is_finite() && (1.0..=1_000_000.0).contains(&r) => Ok(r),
+        _ => Err(format!("`{s}` is not a rate between 1 and 1000000 per second")),
+    }
+}
+
+fn parse_override(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.trim().to_string())),
+        _ => Err(format!("`{s}` is not KEY=VALUE")),
+    }
+}
+
+/// One measured phase.
+#[derive(Debug, Serialize)]
+struct Phase {
+    sent: usize,
+    ok: usize,
+    errors: BTreeMap<String, usize>,
+    seconds: f64,
+    per_second: f64,
+    latency: Latency,
+    cpu: Usage,
+}
+
+#[derive(Debug, Serialize)]
+struct BrokerReport {
+    expected: usize,
+    received: usize,
+    missing: usize,
+    duplicates: usize,
+    malformed: usize,
+    malformed_examples: Vec<String>,
+    /// Messages of other publishers on the exchange, ignored.
+    foreign: usize,
+    exactly_once: bool,
+    /// Consumer receive time minus the time the 200 arrived, per invoice (negative: the event
+    /// arrived first).
+    accept_to_consumer: Latency,
+    /// From the last 200 to the last event received.
+    drained_after_ms: f64,
+}
+
+#[derive(Debug, Serialize)]
+struct Report {
+    store: &'static str,
+    count: usize,
+    concurrency: usize,
+    mode: &'static str,
+    rate: Option<f64>,
+    overrides: Vec<String>,
+    machine: Machine,
+    presign_seconds: f64,
+    healthz: Option<Phase>,
+    notifications: Phase,
+    /// accepted/s ÷ healthz/s.
+    ratio_to_healthz: Option<f64>,
+    broker: Option<BrokerReport>,
+}
+
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    let db = BenchDb::create(&args.db).await?;
+    let load_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name(cpu::LOAD_THREAD_NAME)
+        .enable_all()
+        .build()
+        .context("cannot start the load runtime")?;
+    let result = measure(&args, &db, load_rt.handle()).await;
+    load_rt.shutdown_background();
+    db.remove().await;
+    let report = result?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print_summary(&report);
+    }
+    Ok(())
+}
+
+async fn measure(args: &Args, db: &BenchDb, load_rt: &tokio::runtime::Handle) -> anyhow::Result<Report> {
+    let count = args.count as usize;
+    let concurrency = args.concurrency as usize;
+    let run_id = uuid::Uuid::now_v7().simple().to_string();
+    let prefix = format!("B{}", &run_id[run_id.len() - 8..]);
+
+    let signing = Instant::now();
+    let bodies: Arc<Vec<String>> = Arc::new((0..count).map(|i| signed_body(&prefix, i)).collect());
+    let presign_seconds = signing.elapsed().as_secs_f64();
+
+    let service = Service::start(args, db).await?;
+    let measured = async {
+        let client = reqwest::Client::builder()
+            .pool_max_idle_per_host(concurrency)
+            .tcp_nodelay(true)
+            .timeout(Duration::from_secs(30))
+            .build()
+            .context("cannot build the HTTP client")?;
+        let subscription = if args.broker {
+            let sub = load_rt
+                .spawn(broker::subscribe(args.amqp_url.clone(), EXCHANGE.into(), prefix.clone()))
+                .await
+                .context("the consumer setup task failed")??;
+            Some(sub)
+        } else {
+            None
+        };
+
+        let max_duration = Duration::from_secs(args.max_seconds);
+        let healthz = if args.no_healthz {
+            None
+        } else {
+            let plan = Plan { count, concurrency, rate: None, max_duration };
+            let request = healthz_request(client.clone(), format!("http://{}/healthz", service.internal));
+            Some(phase(load_rt, plan, request).await?)
+        };
+        let plan = Plan { count, concurrency, rate: args.rate, max_duration };
+        let url = format!("http://{}/2c2p/backend-notification", service.public);
+        let (notifications, run) = phase_with_run(load_rt, plan, notification_request(client, url, bodies)).await?;
+
+        let broker = match subscription {
+            Some(sub) => {
+                let timeout = Duration::from_secs(args.broker_timeout);
+                let received = load_rt
+                    .spawn(sub.finish(run.succeeded(), timeout, Duration::from_secs(1)))
+                    .await
+                    .context("the consumer task failed")??;
+                Some(broker_report(&run, received))
+            }
+            None => None,
+        };
+        let ratio_to_healthz = healthz.as_ref().map(|h| notifications.per_second / h.per_second.max(1e-9));
+        anyhow::Ok(Report {
+            store: args.db.store.as_str(),
+            count,
+            concurrency,
+            mode: if args.rate.is_some() { "fixed rate" } else { "closed loop" },
+            rate: args.rate,
+            overrides: args.overrides.iter().map(|(k, v)| format!("{k}={v}")).collect(),
+            machine: Machine::describe(),
+            presign_seconds,
+            healthz,
+            notifications,
+            ratio_to_healthz,
+            broker,
+        })
+    }
+    .await;
+    service.stop().await;
+    measured
+}
+
+/// `{"payload": "<JWT>"}` for invoice `{prefix}{i}`, paid (respCode 0000).
+fn signed_body(prefix: &str, i: usize) -> String {
+    let claims = serde_json::json!({
+        "merchantID": MERCHANT,
+        "invoiceNo": format!("{prefix}{i:07}"),
+        "accountNo": "411111XXXXXX1111",
+        "amount": 1000.0,
+        "currencyCode": "SGD",
+        "customerToken": "28052010234224845229",
+        "tranRef": format!("{}", 2_000_000 + i),
+        "referenceNo": "2785703",
+        "approvalCode": "531484",
+        "eci": "05",
+        "transactionDateTime": "20261127080508",
+        "agentCode": "OCBC",
+        "channelCode": "VI",
+        "respCode": "0000",
+        "respDesc": "Success",
+        "userDefined1": "bench",
+    });
+    serde_json::json!({ "payload": pgw_relay::protocol::jwt::sign(&claims, MERCHANT_KEY) }).to_string()
+}
+
+fn notification_request(client: reqwest::Client, url: String, bodies: Arc<Vec<String>>) -> Request {
+    Arc::new(move |i| {
+        let request = client
+            .post(&url)
+            .header(reqwest::header::CONTENT_TYPE, "application/json; charset=utf-8")
+            .body(bodies[i].clone());
+        Box::pin(async move {
+            let response = request.send().await.map_err(transport_error)?;
+            let status = response.status();
+            let body = response.bytes().await.map_err(transport_error)?;
+            let json: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+            match (status.as_u16(), json["status"].as_str(), json["error"].as_str()) {
+                (200, Some("accepted"), _) => Ok(()),
+                (200, other, _) => Err(format!("200 but status {}", other.unwrap_or("missing"))),
+                (code, _, Some(error)) => Err(format!("HTTP {code} {error}")),
+                (code, _, None) => Err(format!("HTTP {code}")),
+            }
+        })
+    })
+}
+
+fn healthz_request(client: reqwest::Client, url: String) -> Request {
+    Arc::new(move |_| {
+        let request = client.get(&url);
+        Box::pin(async move {
+            let response = request.send().await.map_err(transport_error)?;
+            let status = response.status();
+            response.bytes().await.map_err(transport_error)?;
+            if status.is_success() {
+                Ok(())
+            } else {
+                Err(format!("HTTP {}", status.as_u16()))
+            }
+        })
+    })
+}
+
+fn transport_error(e: reqwest::Error) -> String {
+    if e.is_timeout() {
+        "timeout".into()
+    } else if e.is_connect() {
+        "connection refused or reset".into()
+    } else {
+        format!("transport: {e}")
+    }
+}
+
+async fn phase(load_rt: &tokio::runtime::Handle, plan: Plan, request: Request) -> anyhow::Result<Phase> {
+    Ok(phase_with_run(load_rt, plan, request).await?.0)
+}
+
+async fn phase_with_run(
+    load_rt: &tokio::runtime::Handle,
+    plan: Plan,
+    request: Request,
+) -> anyhow::Result<(Phase, load::Run)> {
+    let before = Snapshot::take();
+    let run = load_rt.spawn(load::run(plan, request)).await.context("the load task failed")?;
+    let cpu = before.until(&Snapshot::take());
+    let phase = Phase {
+        sent: run.samples.len(),
+        ok: run.succeeded(),
+        errors: run.errors(),
+        seconds: run.elapsed.as_secs_f64(),
+        per_second: run.per_second(),
+        latency: run.latency(),
+        cpu,
+    };
+    Ok((phase, run))
+}
+
+fn broker_report(run: &load::Run, received: Received) -> BrokerReport {
+    let total = run.samples.len().max(received.receipts.iter().map(|r| r.index + 1).max().unwrap_or(0));
+    let mut accepted_at: Vec<Option<Instant>> = vec![None; total];
+    for s in run.samples.iter().filter(|s| s.error.is_none()) {
+        accepted_at[s.index] = Some(s.done);
+    }
+    let mut first_receipt: Vec<Option<Instant>> = vec![None; total];
+    let mut duplicates = 0;
+    for r in &received.receipts {
+        match &mut first_receipt[r.index] {
+            slot @ None => *slot = Some(r.at),
+            Some(_) => duplicates += 1,
+        }
+    }
+    let expected = accepted_at.iter().filter(|a| a.is_some()).count();
+    let missing = accepted_at.iter().zip(&first_receipt).filter(|(a, r)| a.is_some() && r.is_none()).count();
+    let delays: Vec<i64> = accepted_at
+        .iter()
+        .zip(&first_receipt)
+        .filter_map(|(a, r)| Some(signed_micros(r.as_ref()?, a.as_ref()?)))
+        .collect();
+    let last_accept = accepted_at.iter().flatten().max();
+    let last_receipt = received.receipts.iter().map(|r| r.at).max();
+    let drained_after_ms = match (last_accept, last_receipt) {
+        (Some(a), Some(r)) => signed_micros(&r, a) as f64 / 1000.0,
+        _ => 0.0,
+    };
+    let received_count = received.receipts.len();
+    BrokerReport {
+        expected,
+        received: received_count,
+        missing,
+        duplicates,
+        malformed: received.malformed,
+        malformed_examples: received.malformed_examples,
+        foreign: received.foreign,
+        exactly_once: missing == 0 && duplicates == 0 && received.malformed == 0 && received_count == expected,
+        accept_to_consumer: Latency::of_micros(delays),
+        drained_after_ms,
+    }
+}
+
+fn signed_micros(later: &Instant, earlier: &Instant) -> i64 {
+    match later.checked_duration_since(*earlier) {
+        Some(d) => i64::try_from(d.as_micros()).unwrap_or(i64::MAX),
+        None => -i64::try_from(earlier.duration_since(*later).as_micros()).unwrap_or(i64::MAX),
+    }
+}
+
+/// The service, started in this process.
+struct Service {
+    public: SocketAddr,
+    internal: SocketAddr,
+    shutdown: CancellationToken,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Service {
+    async fn start(args: &Args, db: &BenchDb) -> anyhow::Result<Service> {
+        let file = db.dir.join("bench.toml");
+        // The gateway points at a closed loopback port: nothing here may reach the internet.
+        let toml = format!(
+            r#"
+[server]
+public_addr = "127.0.0.1:0"
+internal_addr = "127.0.0.1:0"
+shutdown_timeout = "10s"
+
+[log]
+format = "json"
+filter = "warn"
+
+[database]
+url = "{db_url}"
+migrate_on_start = true
+
+[broker]
+url = "{amqp_url}"
+default_queue = ""
+
+[gateway]
+base_url = "http://127.0.0.1:9"
+
+[[merchants]]
+id = "{MERCHANT}"
+secret_key = "{MERCHANT_KEY}"
+timezone = "+08:00"
+"#,
+            db_url = db.url,
+            amqp_url = args.amqp_url,
+        );
+        std::fs::write(&file, toml).with_context(|| format!("cannot write {}", file.display()))?;
+        let sources = Sources { dir: Some(db.dir.clone()), env_name: None, files: vec![file], use_environment: false };
+        let overrides: Vec<(&str, config::Value)> =
+            args.overrides.iter().map(|(k, v)| (k.as_str(), config::Value::from(v.as_str()))).collect();
+        let config = pgw_relay::config::load_with_overrides(&sources, &overrides)?;
+        pgw_relay::telemetry::init(&config.settings.log);
+        let app = Application::build(config).await.context("the service did not start")?;
+        let (public, internal) = (app.public_addr(), app.internal_addr());
+        let shutdown = app.shutdown_token();
+        let task = tokio::spawn(app.run_until_stopped());
+        Ok(Service { public, internal, shutdown, task })
+    }
+
+    async fn stop(self) {
+        self.shutdown.cancel();
+        match tokio::time::timeout(Duration::from_secs(30), self.task).await {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(e))) => eprintln!("pgw-bench: the service stopped with an error: {e:#}"),
+            Ok(Err(e)) => eprintln!("pgw-bench: the service task failed: {e}"),
+            Err(_) => eprintln!("pgw-bench: the service did not stop within 30 s"),
+        }
+    }
+}
+
+fn print_summary(r: &Report) {
+    let n = &r.notifications;
+    let mode = match r.rate {
+        Some(rate) => format!("fixed rate {} /s (latency from the scheduled send time)", fmt_rate(rate)),
+        None => "closed loop".into(),
+    };
+    println!(
+        "pgw-bench notifications: {}, {} distinct notifications, concurrency {}, {mode}",
+        r.store,
+        fmt_rate(r.count as f64),
+        r.concurrency
+    );
+    if !r.overrides.is_empty() {
+        println!("settings: {}", r.overrides.join(", "));
+    }
+    println!("machine: {}; service and load generator in one process", r.machine);
+    println!("signed {} notifications before timing in {:.2} s", fmt_rate(r.count as f64), r.presign_seconds);
+    println!();
+    println!(
+        "{:<16} {:>9} {:>7} {:>9} {:>9} {:>9} {:>9} {:>9}",
+        "", "ok", "errors", "per s", "p50", "p90", "p99", "max"
+    );
+    let row = |name: &str, p: &Phase| {
+        println!(
+            "{:<16} {:>9} {:>7} {:>9} {:>9} {:>9} {:>9} {:>9}",
+            name,
+            fmt_rate(p.ok as f64),
+            p.errors.values().sum::<usize>(),
+            fmt_rate(p.per_second),
+            fmt_ms(p.latency.p50_ms),
+            fmt_ms(p.latency.p90_ms),
+            fmt_ms(p.latency.p99_ms),
+            fmt_ms(p.latency.max_ms)
+        )
+    };
+    if let Some(h) = &r.healthz {
+        row("GET /healthz", h);
+    }
+    row("notifications", n);
+    if let Some(ratio) = r.ratio_to_healthz {
+        println!("accepted/s ÷ healthz/s = {ratio:.2}");
+    }
+    println!();
+    if let Some(h) = &r.healthz {
+        println!("cpu, healthz ({:.1} s):       {}", h.cpu.wall_seconds, h.cpu.line());
+    }
+    println!("cpu, notifications ({:.1} s): {}", n.cpu.wall_seconds, n.cpu.line());
+    if let Some(b) = &r.broker {
+        println!();
+        println!(
+            "broker: {}/{} events received, exactly once: {} ({} missing, {} duplicate, {} malformed{})",
+            fmt_rate(b.received as f64),
+            fmt_rate(b.expected as f64),
+            if b.exactly_once { "yes" } else { "NO" },
+            b.missing,
+            b.duplicates,
+            b.malformed,
+            if b.foreign > 0 { format!(", {} from other publishers ignored", b.foreign) } else { String::new() }
+        );
+        for example in &b.malformed_examples {
+            println!("  malformed: {example}");
+        }
+        println!(
+            "accept → consumer: p50 {}, p90 {}, p99 {}, max {}; last event {} after the last 200",
+            fmt_ms(b.accept_to_consumer.p50_ms),
+            fmt_ms(b.accept_to_consumer.p90_ms),
+            fmt_ms(b.accept_to_consumer.p99_ms),
+            fmt_ms(b.accept_to_consumer.max_ms),
+            fmt_ms(b.drained_after_ms)
+        );
+    }
+    let errors: Vec<String> = r
+        .healthz
+        .iter()
+        .map(|h| ("healthz", h))
+        .chain(std::iter::once(("notifications", n)))
+        .flat_map(|(name, p)| p.errors.iter().map(move |(e, c)| format!("{name}: {e} × {c}")))
+        .collect();
+    if !errors.is_empty() {
+        println!();
+        println!("errors: {}", errors.join("; "));
+    }
+}
