@@ -3,6 +3,8 @@
 
 mod cli;
 mod deploy_metrics;
+mod frontend_returns;
 mod helpers;
 mod internal_api;
+mod invoices;
 mod notifications;
