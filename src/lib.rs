@@ -5,6 +5,7 @@
 //! [`store`] (SQLite / PostgreSQL) → [`broker`] (outbox relay to RabbitMQ); [`http`] serves the
 //! public and internal listeners; [`reconcile`] settles invoices through [`gateway`].
 
+pub mod broker;
 pub mod config;
 pub mod domain;
 pub mod metrics;
