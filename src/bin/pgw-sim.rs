@@ -20,24 +20,14 @@ struct Args {
 }
 
 fn load(args: &Args) -> anyhow::Result<SimConfig> {
-    let files = if args.config.is_empty() {
-        vec![PathBuf::from("config/pgw-sim.toml")]
-    } else {
-        args.config.clone()
-    };
+    let files = if args.config.is_empty() { vec![PathBuf::from("config/pgw-sim.toml")] } else { args.config.clone() };
     let mut builder = config::Config::builder();
     for file in &files {
-        builder = builder.add_source(
-            config::File::from(file.as_path())
-                .format(config::FileFormat::Toml)
-                .required(true),
-        );
+        builder =
+            builder.add_source(config::File::from(file.as_path()).format(config::FileFormat::Toml).required(true));
     }
     builder = builder.add_source(
-        config::Environment::with_prefix("PGW_SIM")
-            .prefix_separator("__")
-            .separator("__")
-            .try_parsing(true),
+        config::Environment::with_prefix("PGW_SIM").prefix_separator("__").separator("__").try_parsing(true),
     );
     if let Some(listen) = &args.listen {
         builder = builder.set_override("listen", listen.as_str())?;
@@ -69,9 +59,7 @@ async fn main() -> anyhow::Result<()> {
         merchants = %merchants.join(","),
         "pgw-sim ready"
     );
-    tokio::signal::ctrl_c()
-        .await
-        .context("waiting for Ctrl-C")?;
+    tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
     tracing::info!("stopping");
     server.stop().await;
     Ok(())

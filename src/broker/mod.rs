@@ -52,11 +52,7 @@ impl Broker {
             let _guard = guard;
             relay.run(shutdown, flush_timeout).await;
         });
-        BrokerHandle {
-            connected,
-            done,
-            owner,
-        }
+        BrokerHandle { connected, done, owner }
     }
 }
 

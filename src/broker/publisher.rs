@@ -14,13 +14,10 @@ use std::time::{Duration, Instant};
 
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use lapin::options::{
-    BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions,
-    QueueDeclareOptions,
+    BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
 };
 use lapin::types::FieldTable;
-use lapin::{
-    BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, Event, ExchangeKind,
-};
+use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, Event, ExchangeKind};
 use secrecy::ExposeSecret;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
@@ -121,12 +118,7 @@ pub struct Publisher {
 impl Publisher {
     /// A publisher that is not connected yet. `connected` mirrors the connection state for
     /// readiness reports; `client_id` is sent as a client property to tell replicas apart.
-    pub fn new(
-        settings: BrokerSettings,
-        metrics: Metrics,
-        connected: Arc<AtomicBool>,
-        client_id: String,
-    ) -> Publisher {
+    pub fn new(settings: BrokerSettings, metrics: Metrics, connected: Arc<AtomicBool>, client_id: String) -> Publisher {
         metrics.broker_connected.set(0);
         connected.store(false, Ordering::SeqCst);
         Publisher {
@@ -166,11 +158,7 @@ impl Publisher {
         if self.failures == 0 {
             return Duration::ZERO;
         }
-        jitter(backoff(
-            self.settings.reconnect_min_backoff,
-            self.settings.reconnect_max_backoff,
-            self.failures - 1,
-        ))
+        jitter(backoff(self.settings.reconnect_min_backoff, self.settings.reconnect_max_backoff, self.failures - 1))
     }
 
     /// One connection attempt: connect, declare the topology, open the confirm-mode channel.
@@ -207,69 +195,36 @@ impl Publisher {
         let properties = ConnectionProperties::default()
             .with_connection_name(s.connection_name.clone().into())
             .with_client_property("pgw_relay_owner".into(), self.client_id.clone().into());
-        let connection = self
-            .op(
-                "connect",
-                Connection::connect(s.url.expose_secret(), properties),
-            )
-            .await?;
+        let connection = self.op("connect", Connection::connect(s.url.expose_secret(), properties)).await?;
         let watcher = tokio::spawn(watch(connection.events_listener(), self.lost.clone()));
 
         // Declarations on their own channel: a refused declaration closes only that channel.
         let setup = self.op("channel.open", connection.create_channel()).await?;
-        let durable = ExchangeDeclareOptions {
-            durable: true,
-            ..ExchangeDeclareOptions::default()
-        };
+        let durable = ExchangeDeclareOptions { durable: true, ..ExchangeDeclareOptions::default() };
         self.op(
             "exchange.declare",
-            setup.exchange_declare(
-                s.exchange.clone().into(),
-                ExchangeKind::Topic,
-                durable,
-                FieldTable::default(),
-            ),
+            setup.exchange_declare(s.exchange.clone().into(), ExchangeKind::Topic, durable, FieldTable::default()),
         )
         .await?;
         if !s.default_queue.is_empty() {
             self.declare_default_queue(&connection, setup).await?;
         } else {
-            let _ = timeout(
-                s.operation_timeout,
-                setup.close(200, "topology declared".into()),
-            )
-            .await;
+            let _ = timeout(s.operation_timeout, setup.close(200, "topology declared".into())).await;
         }
 
         let channel = self.op("channel.open", connection.create_channel()).await?;
-        self.op(
-            "confirm.select",
-            channel.confirm_select(ConfirmSelectOptions::default()),
-        )
-        .await?;
-        Ok(Link {
-            connection,
-            channel,
-            watcher,
-        })
+        self.op("confirm.select", channel.confirm_select(ConfirmSelectOptions::default())).await?;
+        Ok(Link { connection, channel, watcher })
     }
 
     /// Declares the default durable queue and binds it with `payment.#`. A queue that already
     /// exists with other arguments (406) is left as it is and only bound: declaration arguments
     /// are never changed in place.
-    async fn declare_default_queue(
-        &self,
-        connection: &Connection,
-        setup: Channel,
-    ) -> Result<(), BrokerError> {
+    async fn declare_default_queue(&self, connection: &Connection, setup: Channel) -> Result<(), BrokerError> {
         let s = &self.settings;
         let declared = timeout(
             s.operation_timeout,
-            setup.queue_declare(
-                s.default_queue.clone().into(),
-                QueueDeclareOptions::durable(),
-                FieldTable::default(),
-            ),
+            setup.queue_declare(s.default_queue.clone().into(), QueueDeclareOptions::durable(), FieldTable::default()),
         )
         .await;
         let setup = match declared {
@@ -296,11 +251,7 @@ impl Publisher {
             ),
         )
         .await?;
-        let _ = timeout(
-            s.operation_timeout,
-            setup.close(200, "topology declared".into()),
-        )
-        .await;
+        let _ = timeout(s.operation_timeout, setup.close(200, "topology declared".into())).await;
         Ok(())
     }
 
@@ -316,10 +267,7 @@ impl Publisher {
         let exchange = self.settings.exchange.clone();
         let op_timeout = self.settings.operation_timeout;
         let bound = |now: Instant| op_timeout.min(deadline.saturating_duration_since(now));
-        let mandatory = BasicPublishOptions {
-            mandatory: true,
-            ..BasicPublishOptions::default()
-        };
+        let mandatory = BasicPublishOptions { mandatory: true, ..BasicPublishOptions::default() };
         let timestamp = u64::try_from(chrono::Utc::now().timestamp()).unwrap_or(0);
 
         let mut pending = FuturesUnordered::new();
@@ -363,19 +311,14 @@ impl Publisher {
 
         let now = Instant::now();
         let wait_until = tokio::time::Instant::from_std(now + bound(now));
-        while let Ok(Some((i, started, result))) =
-            tokio::time::timeout_at(wait_until, pending.next()).await
-        {
+        while let Ok(Some((i, started, result))) = tokio::time::timeout_at(wait_until, pending.next()).await {
             let outcome = match result {
                 Ok(Confirmation::Ack(None)) => Outcome::Published,
-                Ok(Confirmation::Ack(Some(returned))) => Outcome::Returned {
-                    code: returned.reply_code,
-                    text: returned.reply_text.to_string(),
-                },
-                Ok(Confirmation::Nack(_)) => Outcome::Nacked,
-                Ok(Confirmation::NotRequested) => {
-                    Outcome::Failed("the channel is not in confirm mode".to_string())
+                Ok(Confirmation::Ack(Some(returned))) => {
+                    Outcome::Returned { code: returned.reply_code, text: returned.reply_text.to_string() }
                 }
+                Ok(Confirmation::Nack(_)) => Outcome::Nacked,
+                Ok(Confirmation::NotRequested) => Outcome::Failed("the channel is not in confirm mode".to_string()),
                 Err(e) => Outcome::Failed(e.to_string()),
             };
             self.record(&mut outcomes, i, started, outcome);
@@ -411,13 +354,8 @@ impl Publisher {
 
     /// Counts one outcome in `publish_confirms` and `publish_confirm_duration`.
     fn count(&self, o: &Outcome, started: Instant) {
-        self.metrics
-            .publish_confirms
-            .with_label_values(&[o.label()])
-            .inc();
-        self.metrics
-            .publish_confirm_duration
-            .observe(started.elapsed().as_secs_f64());
+        self.metrics.publish_confirms.with_label_values(&[o.label()]).inc();
+        self.metrics.publish_confirm_duration.observe(started.elapsed().as_secs_f64());
     }
 
     /// Closes the channel and the connection cleanly (`200 shutdown`), each bounded by

@@ -193,11 +193,7 @@ impl OutboxRelay {
 
     async fn claim(&mut self) -> Result<Vec<EventRow>, ()> {
         let limit = i64::try_from(self.settings.publish_batch.max(1)).unwrap_or(i64::MAX);
-        match self
-            .store
-            .claim_events(&self.owner, limit, self.settings.claim_lease)
-            .await
-        {
+        match self.store.claim_events(&self.owner, limit, self.settings.claim_lease).await {
             Ok(rows) => {
                 self.store_failures = 0;
                 Ok(rows)
@@ -278,10 +274,7 @@ impl OutboxRelay {
             Ok(()) => {
                 self.store_failures = 0;
                 for (_, event_type) in self.unmarked.drain(..) {
-                    self.metrics
-                        .events_published
-                        .with_label_values(&[event_type.as_str()])
-                        .inc();
+                    self.metrics.events_published.with_label_values(&[event_type.as_str()]).inc();
                 }
                 true
             }
@@ -296,28 +289,19 @@ impl OutboxRelay {
     /// Gives back the parked rows whose retry time has come (all of them with `all`).
     async fn release_parked(&mut self, all: bool) {
         let now = Instant::now();
-        let (due, keep): (Vec<Parked>, Vec<Parked>) = std::mem::take(&mut self.parked)
-            .into_iter()
-            .partition(|p| all || p.until <= now);
+        let (due, keep): (Vec<Parked>, Vec<Parked>) =
+            std::mem::take(&mut self.parked).into_iter().partition(|p| all || p.until <= now);
         self.parked = keep;
         let mut by_reason: BTreeMap<String, Vec<i64>> = BTreeMap::new();
         for p in due {
             by_reason.entry(p.reason).or_default().push(p.seq);
         }
         for (reason, seqs) in by_reason {
-            if let Err(e) = self
-                .store
-                .release_events(seqs.clone(), reason.clone())
-                .await
-            {
+            if let Err(e) = self.store.release_events(seqs.clone(), reason.clone()).await {
                 // Keep them: retried on the next pass; their lease frees them if we stop.
                 tracing::warn!(error = %e, "cannot release outbox events");
                 let until = now + self.settings.reconnect_min_backoff;
-                self.parked.extend(seqs.into_iter().map(|seq| Parked {
-                    seq,
-                    reason: reason.clone(),
-                    until,
-                }));
+                self.parked.extend(seqs.into_iter().map(|seq| Parked { seq, reason: reason.clone(), until }));
             }
         }
     }
@@ -379,10 +363,7 @@ impl OutboxRelay {
         match self.store.outbox_stats().await {
             Ok(stats) => {
                 self.metrics.outbox_backlog.set(stats.backlog);
-                let age = stats
-                    .oldest_created_at_ms
-                    .map(|t| (now_ms() - t).max(0) / 1000)
-                    .unwrap_or(0);
+                let age = stats.oldest_created_at_ms.map(|t| (now_ms() - t).max(0) / 1000).unwrap_or(0);
                 self.metrics.outbox_oldest_age_seconds.set(age);
             }
             Err(e) => tracing::debug!(error = %e, "cannot read outbox stats"),

@@ -17,10 +17,7 @@ pub struct SimConfigError {
 
 impl SimConfigError {
     fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
-        SimConfigError {
-            key: key.into(),
-            message: message.into(),
-        }
+        SimConfigError { key: key.into(), message: message.into() }
     }
 }
 
@@ -92,11 +89,7 @@ impl Default for SimConfig {
 impl SimConfig {
     /// A configuration for tests: listens on `127.0.0.1:0` with the given merchants.
     pub fn ephemeral(merchants: Vec<SimMerchant>) -> Self {
-        SimConfig {
-            listen: "127.0.0.1:0".to_string(),
-            merchants,
-            ..SimConfig::default()
-        }
+        SimConfig { listen: "127.0.0.1:0".to_string(), merchants, ..SimConfig::default() }
     }
 
     /// Parses a TOML document (unknown keys are errors).
@@ -105,9 +98,7 @@ impl SimConfig {
             .add_source(::config::File::from_str(text, ::config::FileFormat::Toml))
             .build()
             .map_err(|e| SimConfigError::new("(file)", e.to_string()))?;
-        let parsed: SimConfig = config
-            .try_deserialize()
-            .map_err(|e| SimConfigError::new("(file)", e.to_string()))?;
+        let parsed: SimConfig = config.try_deserialize().map_err(|e| SimConfigError::new("(file)", e.to_string()))?;
         parsed.validate()?;
         Ok(parsed)
     }
@@ -136,10 +127,7 @@ impl SimConfig {
                 return Err(SimConfigError::new(key("id"), "must be 1 to 25 characters"));
             }
             if !ids.insert(m.id.clone()) {
-                return Err(SimConfigError::new(
-                    key("id"),
-                    format!("`{}` is listed twice", m.id),
-                ));
+                return Err(SimConfigError::new(key("id"), format!("`{}` is listed twice", m.id)));
             }
             if m.secret_key.is_empty() {
                 return Err(SimConfigError::new(key("secret_key"), "must not be empty"));
@@ -160,22 +148,15 @@ impl SimConfig {
             }
             for (c, card) in m.cards.iter().enumerate() {
                 if card.token.trim().is_empty() {
-                    return Err(SimConfigError::new(
-                        key(&format!("cards[{c}].token")),
-                        "must not be empty",
-                    ));
+                    return Err(SimConfigError::new(key(&format!("cards[{c}].token")), "must not be empty"));
                 }
                 if card.masked_pan.trim().is_empty() {
-                    return Err(SimConfigError::new(
-                        key(&format!("cards[{c}].masked_pan")),
-                        "must not be empty",
-                    ));
+                    return Err(SimConfigError::new(key(&format!("cards[{c}].masked_pan")), "must not be empty"));
                 }
             }
-            for (name, url) in [
-                ("backend_return_url", &m.backend_return_url),
-                ("frontend_return_url", &m.frontend_return_url),
-            ] {
+            for (name, url) in
+                [("backend_return_url", &m.backend_return_url), ("frontend_return_url", &m.frontend_return_url)]
+            {
                 if let Some(url) = url {
                     if url::Url::parse(url).is_err() {
                         return Err(SimConfigError::new(key(name), "must be a URL"));
@@ -241,11 +222,7 @@ impl SimMerchant {
 
     /// Adds a stored card to the vault.
     pub fn with_card(mut self, token: impl Into<String>, masked_pan: impl Into<String>) -> Self {
-        self.cards.push(SimCard {
-            token: token.into(),
-            masked_pan: masked_pan.into(),
-            expiry: None,
-        });
+        self.cards.push(SimCard { token: token.into(), masked_pan: masked_pan.into(), expiry: None });
         self
     }
 
@@ -263,11 +240,7 @@ impl SimMerchant {
     /// Whether `currency` (upper-case) is accepted for this merchant.
     pub fn accepts_currency(&self, currency: &str) -> bool {
         crate::domain::money::exponent_of(currency).is_some()
-            && (self.currencies.is_empty()
-                || self
-                    .currencies
-                    .iter()
-                    .any(|c| c.eq_ignore_ascii_case(currency)))
+            && (self.currencies.is_empty() || self.currencies.iter().any(|c| c.eq_ignore_ascii_case(currency)))
     }
 }
 
@@ -289,11 +262,8 @@ pub(crate) mod duration_text {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         let text = String::deserialize(d)?;
-        humantime::parse_duration(text.trim()).map_err(|e| {
-            serde::de::Error::custom(format!(
-                "`{text}` is not a duration such as 5s or 30m ({e})"
-            ))
-        })
+        humantime::parse_duration(text.trim())
+            .map_err(|e| serde::de::Error::custom(format!("`{text}` is not a duration such as 5s or 30m ({e})")))
     }
 
     pub fn serialize<S: Serializer>(value: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -320,24 +290,15 @@ mod tests {
     #[test]
     fn sim_config_rejects_bad_keys_by_name() {
         let bad_tz = "[[merchants]]\nid = \"M\"\nsecret_key = \"k\"\ntimezone = \"Asia/Bangkok\"\n";
-        assert_eq!(
-            SimConfig::from_toml(bad_tz).unwrap_err().key,
-            "merchants[0].timezone"
-        );
+        assert_eq!(SimConfig::from_toml(bad_tz).unwrap_err().key, "merchants[0].timezone");
         let bad_ttl = "token_ttl = \"soon\"\n";
         assert!(SimConfig::from_toml(bad_ttl).is_err());
         let typo = "lisen = \"127.0.0.1:1\"\n";
         assert!(SimConfig::from_toml(typo).is_err());
         let twice = "[[merchants]]\nid = \"M\"\nsecret_key = \"k\"\n[[merchants]]\nid = \"M\"\nsecret_key = \"k\"\n";
-        assert_eq!(
-            SimConfig::from_toml(twice).unwrap_err().key,
-            "merchants[1].id"
-        );
+        assert_eq!(SimConfig::from_toml(twice).unwrap_err().key, "merchants[1].id");
         let currency = "[[merchants]]\nid = \"M\"\nsecret_key = \"k\"\ncurrencies = [\"XXX\"]\n";
-        assert_eq!(
-            SimConfig::from_toml(currency).unwrap_err().key,
-            "merchants[0].currencies[0]"
-        );
+        assert_eq!(SimConfig::from_toml(currency).unwrap_err().key, "merchants[0].currencies[0]");
     }
 
     #[test]

@@ -68,22 +68,8 @@ impl SimControl {
     /// Settles an invoice without the page, as `POST /control/pay` does: records the outcome
     /// (first registered card, else a new card), starts the notification and waits for its first
     /// attempt when it is sent right away. Call it from a Tokio runtime.
-    pub async fn pay(
-        &self,
-        merchant_id: &str,
-        invoice_no: &str,
-        outcome: Outcome,
-    ) -> Result<PayReport, PayError> {
-        page::settle(
-            self.state.clone(),
-            merchant_id,
-            invoice_no,
-            outcome,
-            CardChoice::Default,
-            None,
-            true,
-        )
-        .await
+    pub async fn pay(&self, merchant_id: &str, invoice_no: &str, outcome: Outcome) -> Result<PayReport, PayError> {
+        page::settle(self.state.clone(), merchant_id, invoice_no, outcome, CardChoice::Default, None, true).await
     }
 }
 
@@ -93,11 +79,7 @@ fn error(status: StatusCode, code: &str, message: impl Into<String>) -> HttpResp
 
 /// Parses a JSON body (an empty body is `{}`); the error is the 400 answer's message.
 fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, String> {
-    let text = if body.iter().all(|b| b.is_ascii_whitespace()) {
-        &b"{}"[..]
-    } else {
-        body
-    };
+    let text = if body.iter().all(|b| b.is_ascii_whitespace()) { &b"{}"[..] } else { body };
     serde_json::from_slice(text).map_err(|e| e.to_string())
 }
 
@@ -133,20 +115,13 @@ pub(crate) async fn set_scenario(body: web::Bytes, state: web::Data<SimState>) -
         (Err(m), _) | (_, Err(m)) => return error(StatusCode::BAD_REQUEST, "bad_scope", m),
     };
     if invoice_no.is_some() && merchant_id.is_none() {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "bad_scope",
-            "invoiceNo needs merchantID",
-        );
+        return error(StatusCode::BAD_REQUEST, "bad_scope", "invoiceNo needs merchantID");
     }
     let scenario: Scenario = match serde_json::from_value(serde_json::Value::Object(map)) {
         Ok(s) => s,
         Err(e) => return error(StatusCode::BAD_REQUEST, "bad_scenario", e.to_string()),
     };
-    let scope = Scope {
-        merchant_id,
-        invoice_no,
-    };
+    let scope = Scope { merchant_id, invoice_no };
     state.set_scenario(scope.clone(), scenario.clone());
     HttpResponse::Ok().json(serde_json::json!({"scope": scope, "scenario": scenario}))
 }
@@ -182,27 +157,11 @@ pub(crate) async fn pay(body: web::Bytes, state: web::Data<SimState>) -> HttpRes
         None => None,
         Some(s) => match Spelling::parse(s) {
             Some(s) => Some(s),
-            None => {
-                return error(
-                    StatusCode::BAD_REQUEST,
-                    "bad_spelling",
-                    "spelling must be 4.1 or 4.3",
-                )
-            }
+            None => return error(StatusCode::BAD_REQUEST, "bad_spelling", "spelling must be 4.1 or 4.3"),
         },
     };
     let card = CardChoice::parse(req.card.as_deref());
-    match page::settle(
-        state.into_inner(),
-        &req.merchant_id,
-        &req.invoice_no,
-        outcome,
-        card,
-        spelling,
-        true,
-    )
-    .await
-    {
+    match page::settle(state.into_inner(), &req.merchant_id, &req.invoice_no, outcome, card, spelling, true).await {
         Ok(report) => HttpResponse::Ok().json(report.to_json()),
         Err(e) => {
             let (status, code) = match e {

@@ -27,17 +27,12 @@ fn reject(code: &'static str, desc: impl Into<String>) -> Reject {
 
 /// An unsigned 2C2P error body (HTTP 200).
 pub(crate) fn unsigned(code: &str, desc: &str) -> HttpResponse {
-    HttpResponse::Ok().json(RequestError {
-        resp_code: code.to_string(),
-        resp_desc: desc.to_string(),
-    })
+    HttpResponse::Ok().json(RequestError { resp_code: code.to_string(), resp_desc: desc.to_string() })
 }
 
 /// A signed `{"payload": JWT}` answer.
 fn signed<T: Serialize>(claims: &T, key: &str) -> HttpResponse {
-    HttpResponse::Ok().json(Envelope {
-        payload: jwt::sign(claims, key),
-    })
+    HttpResponse::Ok().json(Envelope { payload: jwt::sign(claims, key) })
 }
 
 /// What a gateway in trouble answers (`fail_5xx_for_n`).
@@ -49,15 +44,10 @@ fn unavailable() -> HttpResponse {
 
 /// Routes `/payment/{4.1|4.3}/{paymentToken|paymentInquiry|transactionStatus}` in any letter case;
 /// everything else unknown is a JSON 404.
-pub(crate) async fn dispatch(
-    req: HttpRequest,
-    body: web::Bytes,
-    state: web::Data<SimState>,
-) -> HttpResponse {
+pub(crate) async fn dispatch(req: HttpRequest, body: web::Bytes, state: web::Data<SimState>) -> HttpResponse {
     let path = req.path().trim_end_matches('/').to_ascii_lowercase();
     let mut parts = path.trim_start_matches('/').split('/');
-    let (Some("payment"), Some(version), Some(api), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
+    let (Some("payment"), Some(version), Some(api), None) = (parts.next(), parts.next(), parts.next(), parts.next())
     else {
         return not_found();
     };
@@ -80,8 +70,7 @@ pub(crate) async fn dispatch(
 }
 
 fn not_found() -> HttpResponse {
-    HttpResponse::NotFound()
-        .json(serde_json::json!({"error": "not_found", "message": "no such pgw-sim endpoint"}))
+    HttpResponse::NotFound().json(serde_json::json!({"error": "not_found", "message": "no such pgw-sim endpoint"}))
 }
 
 /// Opens a `{"payload": JWT}` envelope: 6101 when the body is not a JSON object, 6102 without a
@@ -112,11 +101,8 @@ fn verified<'a, T: serde::de::DeserializeOwned>(
     token: &str,
 ) -> Result<(&'a SimMerchant, T), Reject> {
     let merchant_id = jwt::peek_merchant(token).map_err(|e| jwt_reject(&e))?;
-    let merchant = state
-        .merchant(&merchant_id)
-        .ok_or_else(|| reject("9007", "Invalid merchant"))?;
-    let (claims, _) =
-        jwt::verify::<T>(token, &merchant.secret_key, None).map_err(|e| jwt_reject(&e))?;
+    let merchant = state.merchant(&merchant_id).ok_or_else(|| reject("9007", "Invalid merchant"))?;
+    let (claims, _) = jwt::verify::<T>(token, &merchant.secret_key, None).map_err(|e| jwt_reject(&e))?;
     Ok((merchant, claims))
 }
 
@@ -177,34 +163,23 @@ fn text(claims: &HashMap<String, Box<RawValue>>, key: &str) -> Result<Option<Str
     };
     let json = raw.get().trim();
     match json.as_bytes().first() {
-        Some(b'"') => serde_json::from_str::<String>(json)
-            .map(Some)
-            .map_err(|_| ()),
+        Some(b'"') => serde_json::from_str::<String>(json).map(Some).map_err(|_| ()),
         Some(b'n') => Ok(None),
         Some(b'-' | b'0'..=b'9') => Ok(Some(json.to_string())),
         _ => Err(()),
     }
 }
 
-fn opt_text(
-    claims: &HashMap<String, Box<RawValue>>,
-    key: &'static str,
-    max: usize,
-) -> Result<Option<String>, Reject> {
+fn opt_text(claims: &HashMap<String, Box<RawValue>>, key: &'static str, max: usize) -> Result<Option<String>, Reject> {
     match text(claims, key) {
         Err(()) => Err(reject("9004", format!("The {key} value is not valid"))),
-        Ok(Some(s)) if s.chars().count() > max => {
-            Err(reject("9006", "This field exceeded its authorized length"))
-        }
+        Ok(Some(s)) if s.chars().count() > max => Err(reject("9006", "This field exceeded its authorized length")),
         Ok(Some(s)) if s.trim().is_empty() => Ok(None),
         Ok(v) => Ok(v),
     }
 }
 
-fn return_url(
-    claims: &HashMap<String, Box<RawValue>>,
-    key: &'static str,
-) -> Result<Option<String>, Reject> {
+fn return_url(claims: &HashMap<String, Box<RawValue>>, key: &'static str) -> Result<Option<String>, Reject> {
     let Some(url) = opt_text(claims, key, 2048)? else {
         return Ok(None);
     };
@@ -226,9 +201,7 @@ fn parse_token_request(
     let description = opt_text(claims, "description", 250)?.ok_or_else(missing)?;
     let amount_text = match claims.get("amount").map(|r| r.get().trim()) {
         None | Some("null") | Some("\"\"") => return Err(missing()),
-        Some(_) => text(claims, "amount")
-            .map_err(|_| reject("9009", "Amount is invalid"))?
-            .ok_or_else(missing)?,
+        Some(_) => text(claims, "amount").map_err(|_| reject("9009", "Amount is invalid"))?.ok_or_else(missing)?,
     };
     let currency = opt_text(claims, "currencyCode", 3)
         .map_err(|_| reject("9010", "Invalid Currency Code"))?
@@ -242,17 +215,12 @@ fn parse_token_request(
     if !merchant.accepts_currency(&currency) {
         return Err(reject("9010", "Invalid Currency Code"));
     }
-    let amount = Money::parse_major(&amount_text, &currency)
-        .map_err(|_| reject("9009", "Amount is invalid"))?;
+    let amount = Money::parse_major(&amount_text, &currency).map_err(|_| reject("9009", "Amount is invalid"))?;
     if amount.minor <= 0 {
         return Err(reject("9009", "Amount is invalid"));
     }
 
-    let token_key = if claims.contains_key("customerToken") {
-        "customerToken"
-    } else {
-        "cardTokens"
-    };
+    let token_key = if claims.contains_key("customerToken") { "customerToken" } else { "cardTokens" };
     let customer_tokens = match claims.get(token_key).map(|r| r.get()) {
         None => Vec::new(),
         Some(raw) => {
@@ -283,23 +251,14 @@ fn parse_token_request(
         Some("true") | Some("\"true\"") => true,
         Some(_) => return Err(reject("9004", "The tokenize value is not valid")),
     };
-    let backend_return_url =
-        return_url(claims, "backendReturnUrl")?.or_else(|| merchant.backend_return_url.clone());
-    let frontend_return_url =
-        return_url(claims, "frontendReturnUrl")?.or_else(|| merchant.frontend_return_url.clone());
+    let backend_return_url = return_url(claims, "backendReturnUrl")?.or_else(|| merchant.backend_return_url.clone());
+    let frontend_return_url = return_url(claims, "frontendReturnUrl")?.or_else(|| merchant.frontend_return_url.clone());
     if frontend_return_url.is_none() {
         return Err(reject("9039", "The merchant frontend URL is missing"));
     }
     let mut user_defined: [Option<String>; 5] = Default::default();
-    for (i, key) in [
-        "userDefined1",
-        "userDefined2",
-        "userDefined3",
-        "userDefined4",
-        "userDefined5",
-    ]
-    .into_iter()
-    .enumerate()
+    for (i, key) in
+        ["userDefined1", "userDefined2", "userDefined3", "userDefined4", "userDefined5"].into_iter().enumerate()
     {
         user_defined[i] = opt_text(claims, key, 150)?;
     }
@@ -342,24 +301,11 @@ fn payment_inquiry(state: &web::Data<SimState>, body: &[u8], version: Spelling) 
             .map(|e| e.invoice_no),
     };
     let Some(invoice_no) = invoice_no else {
-        if claims
-            .get("paymentToken")
-            .and_then(|v| v.as_str())
-            .is_some()
-        {
+        if claims.get("paymentToken").and_then(|v| v.as_str()).is_some() {
             let scenario = state.scenario_for(&merchant.id, None);
-            return signed(
-                &payload::not_found_claims(&merchant.id, ""),
-                state.signing_key(merchant, &scenario),
-            );
+            return signed(&payload::not_found_claims(&merchant.id, ""), state.signing_key(merchant, &scenario));
         }
-        return fail_or_unsigned(
-            state,
-            Some(&merchant.id),
-            None,
-            "9005",
-            "Some mandatory fields are missing",
-        );
+        return fail_or_unsigned(state, Some(&merchant.id), None, "9005", "Some mandatory fields are missing");
     };
     let count = state.count_inquiry(&merchant.id, &invoice_no);
     tracing::info!(merchant = %merchant.id, invoice = %invoice_no, count, "payment inquiry");
@@ -373,10 +319,7 @@ fn payment_inquiry(state: &web::Data<SimState>, body: &[u8], version: Spelling) 
     let key = state.signing_key(merchant, &scenario);
     let entry = state.entry(&merchant.id, &invoice_no);
     if state.take_pending(&merchant.id, &invoice_no) {
-        return signed(
-            &payload::pending_claims(&merchant.id, &invoice_no, entry.as_ref()),
-            key,
-        );
+        return signed(&payload::pending_claims(&merchant.id, &invoice_no, entry.as_ref()), key);
     }
     match entry {
         Some(entry) => match &entry.result {
@@ -409,18 +352,8 @@ fn transaction_status(state: &web::Data<SimState>, body: &[u8]) -> HttpResponse 
         Ok(v @ serde_json::Value::Object(_)) => v,
         _ => return fail_or_unsigned(state, None, None, "6101", "Invalid request message"),
     };
-    let Some(token) = value
-        .get("paymentToken")
-        .and_then(|v| v.as_str())
-        .filter(|t| !t.trim().is_empty())
-    else {
-        return fail_or_unsigned(
-            state,
-            None,
-            None,
-            "9005",
-            "Some mandatory fields are missing",
-        );
+    let Some(token) = value.get("paymentToken").and_then(|v| v.as_str()).filter(|t| !t.trim().is_empty()) else {
+        return fail_or_unsigned(state, None, None, "9005", "Some mandatory fields are missing");
     };
     let entry = state.entry_by_token(token.trim());
     let (merchant, invoice) = match &entry {
@@ -433,24 +366,18 @@ fn transaction_status(state: &web::Data<SimState>, body: &[u8]) -> HttpResponse 
     let mut o = RawObject::new();
     match &entry {
         None => {
-            o.null("channelCode")
-                .null("invoiceNo")
-                .str("respCode", "2002")
-                .str("respDesc", "Transaction not found");
+            o.null("channelCode").null("invoiceNo").str("respCode", "2002").str("respDesc", "Transaction not found");
         }
         Some(e) => {
             o.str("channelCode", "CC").str("invoiceNo", &e.invoice_no);
             if e.result.is_some() {
                 o.str("respCode", "2000").str("respDesc", FLOW_2000_DESC);
             } else {
-                o.str("respCode", "2001")
-                    .str("respDesc", "Transaction in progress");
+                o.str("respCode", "2001").str("respDesc", "Transaction in progress");
             }
         }
     }
-    HttpResponse::Ok()
-        .content_type("application/json")
-        .body(o.to_json())
+    HttpResponse::Ok().content_type("application/json").body(o.to_json())
 }
 
 #[cfg(test)]
@@ -459,8 +386,7 @@ mod tests {
     use crate::sim::config::SimConfig;
 
     fn state() -> SimState {
-        let merchant =
-            SimMerchant::new("JT01", "k").with_card("28052010234224845229", "411111XXXXXX1111");
+        let merchant = SimMerchant::new("JT01", "k").with_card("28052010234224845229", "411111XXXXXX1111");
         let mut config = SimConfig::ephemeral(vec![merchant]);
         config.merchants[0].currencies = vec!["SGD".into(), "THB".into()];
         SimState::new(config, "http://127.0.0.1:1".into(), reqwest::Client::new())
@@ -482,121 +408,35 @@ mod tests {
     fn sim_token_request_validation_codes() {
         let s = state();
         let base = r#""invoiceNo":"A1","description":"d","frontendReturnUrl":"http://x/r""#;
+        assert_eq!(code(&s, &format!(r#"{{{base},"amount":1000.00,"currencyCode":"SGD"}}"#)), "0000");
+        assert_eq!(code(&s, &format!(r#"{{{base},"amount":"10","currencyCode":"thb"}}"#)), "0000");
+        assert_eq!(code(&s, &format!(r#"{{{base},"currencyCode":"SGD"}}"#)), "9005");
+        assert_eq!(code(&s, r#"{"invoiceNo":"A1","amount":1,"currencyCode":"SGD"}"#), "9005");
+        assert_eq!(code(&s, &format!(r#"{{{base},"amount":"1.005","currencyCode":"SGD"}}"#)), "9009");
+        assert_eq!(code(&s, &format!(r#"{{{base},"amount":0,"currencyCode":"SGD"}}"#)), "9009");
+        assert_eq!(code(&s, &format!(r#"{{{base},"amount":true,"currencyCode":"SGD"}}"#)), "9009");
+        assert_eq!(code(&s, &format!(r#"{{{base},"amount":1,"currencyCode":"USD"}}"#)), "9010");
         assert_eq!(
-            code(
-                &s,
-                &format!(r#"{{{base},"amount":1000.00,"currencyCode":"SGD"}}"#)
-            ),
+            code(&s, &format!(r#"{{{base},"amount":1,"currencyCode":"SGD","customerToken":"28052010234224845229"}}"#)),
+            "9202"
+        );
+        assert_eq!(code(&s, &format!(r#"{{{base},"amount":1,"currencyCode":"SGD","customerToken":["abc"]}}"#)), "9202");
+        assert_eq!(code(&s, &format!(r#"{{{base},"amount":1,"currencyCode":"SGD","customerToken":[1]}}"#)), "9202");
+        assert_eq!(
+            code(&s, &format!(r#"{{{base},"amount":1,"currencyCode":"SGD","cardTokens":["1234567890123456"]}}"#)),
             "0000"
         );
         assert_eq!(
-            code(
-                &s,
-                &format!(r#"{{{base},"amount":"10","currencyCode":"thb"}}"#)
-            ),
-            "0000"
-        );
-        assert_eq!(
-            code(&s, &format!(r#"{{{base},"currencyCode":"SGD"}}"#)),
-            "9005"
-        );
-        assert_eq!(
-            code(&s, r#"{"invoiceNo":"A1","amount":1,"currencyCode":"SGD"}"#),
-            "9005"
-        );
-        assert_eq!(
-            code(
-                &s,
-                &format!(r#"{{{base},"amount":"1.005","currencyCode":"SGD"}}"#)
-            ),
-            "9009"
-        );
-        assert_eq!(
-            code(
-                &s,
-                &format!(r#"{{{base},"amount":0,"currencyCode":"SGD"}}"#)
-            ),
-            "9009"
-        );
-        assert_eq!(
-            code(
-                &s,
-                &format!(r#"{{{base},"amount":true,"currencyCode":"SGD"}}"#)
-            ),
-            "9009"
-        );
-        assert_eq!(
-            code(
-                &s,
-                &format!(r#"{{{base},"amount":1,"currencyCode":"USD"}}"#)
-            ),
-            "9010"
-        );
-        assert_eq!(
-            code(
-                &s,
-                &format!(
-                    r#"{{{base},"amount":1,"currencyCode":"SGD","customerToken":"28052010234224845229"}}"#
-                )
-            ),
-            "9202"
-        );
-        assert_eq!(
-            code(
-                &s,
-                &format!(r#"{{{base},"amount":1,"currencyCode":"SGD","customerToken":["abc"]}}"#)
-            ),
-            "9202"
-        );
-        assert_eq!(
-            code(
-                &s,
-                &format!(r#"{{{base},"amount":1,"currencyCode":"SGD","customerToken":[1]}}"#)
-            ),
-            "9202"
-        );
-        assert_eq!(
-            code(
-                &s,
-                &format!(
-                    r#"{{{base},"amount":1,"currencyCode":"SGD","cardTokens":["1234567890123456"]}}"#
-                )
-            ),
-            "0000"
-        );
-        assert_eq!(
-            code(
-                &s,
-                &format!(
-                    r#"{{{base},"amount":1,"currencyCode":"SGD","paymentExpiry":"tomorrow"}}"#
-                )
-            ),
+            code(&s, &format!(r#"{{{base},"amount":1,"currencyCode":"SGD","paymentExpiry":"tomorrow"}}"#)),
             "9008"
         );
         assert_eq!(
-            code(
-                &s,
-                &format!(
-                    r#"{{{base},"amount":1,"currencyCode":"SGD","backendReturnUrl":"not a url"}}"#
-                )
-            ),
+            code(&s, &format!(r#"{{{base},"amount":1,"currencyCode":"SGD","backendReturnUrl":"not a url"}}"#)),
             "9004"
         );
+        assert_eq!(code(&s, r#"{"invoiceNo":"A1","description":"d","amount":1,"currencyCode":"SGD"}"#), "9039");
         assert_eq!(
-            code(
-                &s,
-                r#"{"invoiceNo":"A1","description":"d","amount":1,"currencyCode":"SGD"}"#
-            ),
-            "9039"
-        );
-        assert_eq!(
-            code(
-                &s,
-                &format!(
-                    r#"{{{base},"amount":1,"currencyCode":"SGD","userDefined1":"{}"}}"#,
-                    "x".repeat(151)
-                )
-            ),
+            code(&s, &format!(r#"{{{base},"amount":1,"currencyCode":"SGD","userDefined1":"{}"}}"#, "x".repeat(151))),
             "9006"
         );
         assert_eq!(

@@ -29,26 +29,18 @@ pub enum Outcome {
 
 impl Outcome {
     /// Every outcome, in the order the payment page shows them.
-    pub const ALL: [Outcome; 5] = [
-        Outcome::Success,
-        Outcome::Decline,
-        Outcome::Cancel,
-        Outcome::Pending,
-        Outcome::ThreeDsFail,
-    ];
+    pub const ALL: [Outcome; 5] =
+        [Outcome::Success, Outcome::Decline, Outcome::Cancel, Outcome::Pending, Outcome::ThreeDsFail];
 
     /// Parses a name (`success`, `decline`, `cancel`, `pending`, `3ds_fail`) or a code (`0000`, …).
     pub fn parse(text: &str) -> Option<Outcome> {
         let t = text.trim().to_ascii_lowercase();
-        Outcome::ALL
-            .into_iter()
-            .find(|o| o.name() == t || o.resp_code() == t)
-            .or(match t.as_str() {
-                "3ds" | "3dsfail" | "3ds-fail" | "threeds_fail" => Some(Outcome::ThreeDsFail),
-                "cancelled" | "canceled" => Some(Outcome::Cancel),
-                "declined" => Some(Outcome::Decline),
-                _ => None,
-            })
+        Outcome::ALL.into_iter().find(|o| o.name() == t || o.resp_code() == t).or(match t.as_str() {
+            "3ds" | "3dsfail" | "3ds-fail" | "threeds_fail" => Some(Outcome::ThreeDsFail),
+            "cancelled" | "canceled" => Some(Outcome::Cancel),
+            "declined" => Some(Outcome::Decline),
+            _ => None,
+        })
     }
 
     pub fn name(self) -> &'static str {

@@ -43,9 +43,7 @@ use actix_web::{web, App, HttpResponse, HttpServer};
 
 pub use config::{SimCard, SimConfig, SimConfigError, SimMerchant};
 pub use control::{PayError, SimControl};
-pub use ledger::{
-    Delivery, DeliveryAttempt, LedgerEntry, NotificationRecord, Outcome, PaymentRecord,
-};
+pub use ledger::{Delivery, DeliveryAttempt, LedgerEntry, NotificationRecord, Outcome, PaymentRecord};
 pub use page::PayReport;
 pub use scenario::{Scenario, Scope, Spelling};
 
@@ -68,28 +66,18 @@ impl SimServer {
     /// Validates `config`, binds `config.listen` (port 0 picks a free port) and starts serving on
     /// a dedicated thread. Returns once the socket is bound, so requests can be sent right away.
     pub fn start(config: SimConfig) -> io::Result<SimServer> {
-        config
-            .validate()
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
+        config.validate().map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
         let listener = TcpListener::bind(config.listen.as_str())?;
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
         let host = match addr {
-            SocketAddr::V4(a) if a.ip().is_unspecified() => {
-                SocketAddr::from(([127, 0, 0, 1], a.port()))
-            }
-            SocketAddr::V6(a) if a.ip().is_unspecified() => {
-                SocketAddr::from(([0, 0, 0, 0, 0, 0, 0, 1], a.port()))
-            }
+            SocketAddr::V4(a) if a.ip().is_unspecified() => SocketAddr::from(([127, 0, 0, 1], a.port())),
+            SocketAddr::V6(a) if a.ip().is_unspecified() => SocketAddr::from(([0, 0, 0, 0, 0, 0, 0, 1], a.port())),
             a => a,
         };
         let base_url = format!("http://{host}");
-        let public_url = config
-            .public_url
-            .clone()
-            .unwrap_or_else(|| base_url.clone())
-            .trim_end_matches('/')
-            .to_string();
+        let public_url =
+            config.public_url.clone().unwrap_or_else(|| base_url.clone()).trim_end_matches('/').to_string();
         let http = reqwest::Client::builder()
             .timeout(config.notify_timeout)
             .redirect(reqwest::redirect::Policy::none())
@@ -102,71 +90,55 @@ impl SimServer {
 
         let (tx, rx) = std::sync::mpsc::channel::<io::Result<ServerHandle>>();
         let thread_state = state.clone();
-        let thread = std::thread::Builder::new()
-            .name("pgw-sim".to_string())
-            .spawn(move || {
-                let system = actix_web::rt::System::new();
-                system.block_on(async move {
-                    let _ = thread_state.spawner.set(tokio::runtime::Handle::current());
-                    let data = web::Data::from(thread_state);
-                    let server = HttpServer::new(move || {
-                        App::new()
-                            .app_data(data.clone())
-                            .app_data(web::PayloadConfig::new(MAX_BODY_BYTES))
-                            .route("/healthz", web::get().to(healthz))
-                            .service(
-                                web::resource("/pay/{token:.*}")
-                                    .route(web::get().to(page::show))
-                                    .route(web::post().to(page::choose)),
-                            )
-                            .service(
-                                web::scope("/control")
-                                    .route("/scenario", web::get().to(control::list_scenarios))
-                                    .route("/scenario", web::post().to(control::set_scenario))
-                                    .route("/pay", web::post().to(control::pay))
-                                    .route("/release", web::post().to(control::release))
-                                    .route("/reset", web::post().to(control::reset))
-                                    .route("/ledger", web::get().to(control::ledger_all))
-                                    .route(
-                                        "/ledger/{merchant}/{invoice}",
-                                        web::get().to(control::ledger),
-                                    )
-                                    .route(
-                                        "/inquiries/{merchant}/{invoice}",
-                                        web::get().to(control::inquiries),
-                                    ),
-                            )
-                            .default_service(web::to(gateway::dispatch))
-                    })
-                    .workers(workers)
-                    .disable_signals()
-                    .shutdown_timeout(1)
-                    .listen(listener);
-                    match server {
-                        Ok(server) => {
-                            let server = server.run();
-                            let _ = tx.send(Ok(server.handle()));
-                            if let Err(e) = server.await {
-                                tracing::error!(error = %e, "pgw-sim server stopped with an error");
-                            }
-                        }
-                        Err(e) => {
-                            let _ = tx.send(Err(e));
+        let thread = std::thread::Builder::new().name("pgw-sim".to_string()).spawn(move || {
+            let system = actix_web::rt::System::new();
+            system.block_on(async move {
+                let _ = thread_state.spawner.set(tokio::runtime::Handle::current());
+                let data = web::Data::from(thread_state);
+                let server = HttpServer::new(move || {
+                    App::new()
+                        .app_data(data.clone())
+                        .app_data(web::PayloadConfig::new(MAX_BODY_BYTES))
+                        .route("/healthz", web::get().to(healthz))
+                        .service(
+                            web::resource("/pay/{token:.*}")
+                                .route(web::get().to(page::show))
+                                .route(web::post().to(page::choose)),
+                        )
+                        .service(
+                            web::scope("/control")
+                                .route("/scenario", web::get().to(control::list_scenarios))
+                                .route("/scenario", web::post().to(control::set_scenario))
+                                .route("/pay", web::post().to(control::pay))
+                                .route("/release", web::post().to(control::release))
+                                .route("/reset", web::post().to(control::reset))
+                                .route("/ledger", web::get().to(control::ledger_all))
+                                .route("/ledger/{merchant}/{invoice}", web::get().to(control::ledger))
+                                .route("/inquiries/{merchant}/{invoice}", web::get().to(control::inquiries)),
+                        )
+                        .default_service(web::to(gateway::dispatch))
+                })
+                .workers(workers)
+                .disable_signals()
+                .shutdown_timeout(1)
+                .listen(listener);
+                match server {
+                    Ok(server) => {
+                        let server = server.run();
+                        let _ = tx.send(Ok(server.handle()));
+                        if let Err(e) = server.await {
+                            tracing::error!(error = %e, "pgw-sim server stopped with an error");
                         }
                     }
-                });
-            })?;
-        let handle = rx
-            .recv()
-            .map_err(|_| io::Error::other("pgw-sim server thread ended before starting"))??;
+                    Err(e) => {
+                        let _ = tx.send(Err(e));
+                    }
+                }
+            });
+        })?;
+        let handle = rx.recv().map_err(|_| io::Error::other("pgw-sim server thread ended before starting"))??;
         tracing::info!(%addr, "pgw-sim listening");
-        Ok(SimServer {
-            addr,
-            base_url,
-            state,
-            handle: Some(handle),
-            thread: Some(thread),
-        })
+        Ok(SimServer { addr, base_url, state, handle: Some(handle), thread: Some(thread) })
     }
 
     /// `http://<bound address>` (an unspecified bind address is reported as loopback): point the
@@ -192,9 +164,7 @@ impl SimServer {
 
     /// In-process access to scenarios, the ledger and counters.
     pub fn control(&self) -> SimControl {
-        SimControl {
-            state: self.state.clone(),
-        }
+        SimControl { state: self.state.clone() }
     }
 
     /// Stops accepting, lets in-flight requests finish (at most 1 s) and waits for the server

@@ -78,10 +78,7 @@ async fn run(state: Arc<SimState>, mut job: NotifyJob) {
             let sent = state
                 .http
                 .post(&job.url)
-                .header(
-                    reqwest::header::CONTENT_TYPE,
-                    "application/json; charset=utf-8",
-                )
+                .header(reqwest::header::CONTENT_TYPE, "application/json; charset=utf-8")
                 .body(job.body.clone())
                 .send()
                 .await;

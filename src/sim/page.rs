@@ -60,24 +60,15 @@ fn token_of(req: &HttpRequest) -> Option<String> {
 }
 
 fn form_pairs(text: &str) -> Vec<(String, String)> {
-    url::form_urlencoded::parse(text.as_bytes())
-        .into_owned()
-        .collect()
+    url::form_urlencoded::parse(text.as_bytes()).into_owned().collect()
 }
 
 fn field<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    pairs
-        .iter()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.as_str())
+    pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
 }
 
 fn wants_json(req: &HttpRequest, query: &[(String, String)]) -> bool {
-    let accept = req
-        .headers()
-        .get(actix_web::http::header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
+    let accept = req.headers().get(actix_web::http::header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
     accept.contains("application/json") || field(query, "format") == Some("json")
 }
 
@@ -87,13 +78,7 @@ fieldset{margin:1rem 0}label{display:block;margin:.3rem 0}\
 button{margin:.3rem .3rem 0 0;padding:.5rem .9rem;font-size:1rem;cursor:pointer}\
 .note{color:#666;font-size:.9rem}";
 
-fn page(
-    status: StatusCode,
-    title: &str,
-    head_extra: &str,
-    body_attrs: &str,
-    body: &str,
-) -> HttpResponse {
+fn page(status: StatusCode, title: &str, head_extra: &str, body_attrs: &str, body: &str) -> HttpResponse {
     let html = format!(
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
@@ -108,13 +93,7 @@ fn page(
 }
 
 fn message(status: StatusCode, title: &str, text: &str) -> HttpResponse {
-    page(
-        status,
-        title,
-        "",
-        "",
-        &format!("<h1>{}</h1>\n<p>{}</p>", esc(title), esc(text)),
-    )
+    page(status, title, "", "", &format!("<h1>{}</h1>\n<p>{}</p>", esc(title), esc(text)))
 }
 
 fn json_error(status: StatusCode, code: &str, text: &str) -> HttpResponse {
@@ -124,18 +103,10 @@ fn json_error(status: StatusCode, code: &str, text: &str) -> HttpResponse {
 /// `GET /pay/{token}`.
 pub(crate) async fn show(req: HttpRequest, state: web::Data<SimState>) -> HttpResponse {
     let Some(token) = token_of(&req) else {
-        return message(
-            StatusCode::NOT_FOUND,
-            "Unknown payment",
-            "This payment link is not valid.",
-        );
+        return message(StatusCode::NOT_FOUND, "Unknown payment", "This payment link is not valid.");
     };
     let Some(entry) = state.entry_by_token(&token) else {
-        return message(
-            StatusCode::NOT_FOUND,
-            "Unknown payment",
-            "This payment link is not valid.",
-        );
+        return message(StatusCode::NOT_FOUND, "Unknown payment", "This payment link is not valid.");
     };
     if entry.is_final() {
         return message(
@@ -145,27 +116,16 @@ pub(crate) async fn show(req: HttpRequest, state: web::Data<SimState>) -> HttpRe
         );
     }
     if entry.result.is_none() && entry.token_expires_at <= Utc::now() {
-        return message(
-            StatusCode::GONE,
-            "Payment link expired",
-            "This payment token has expired.",
-        );
+        return message(StatusCode::GONE, "Payment link expired", "This payment token has expired.");
     }
     let query = form_pairs(req.query_string());
     let spelling = field(&query, "spelling").and_then(Spelling::parse);
     render_form(&state, &entry, &token, spelling)
 }
 
-fn render_form(
-    state: &SimState,
-    entry: &LedgerEntry,
-    token: &str,
-    spelling: Option<Spelling>,
-) -> HttpResponse {
+fn render_form(state: &SimState, entry: &LedgerEntry, token: &str, spelling: Option<Spelling>) -> HttpResponse {
     let merchant = state.merchant(&entry.merchant_id);
-    let name = merchant
-        .and_then(|m| m.name.clone())
-        .unwrap_or_else(|| entry.merchant_id.clone());
+    let name = merchant.and_then(|m| m.name.clone()).unwrap_or_else(|| entry.merchant_id.clone());
     let encoded: String = url::form_urlencoded::byte_serialize(token.as_bytes()).collect();
     let action = match spelling {
         Some(s) => format!("/pay/{encoded}?spelling={}", s.as_str()),
@@ -173,9 +133,7 @@ fn render_form(
     };
     let mut cards = String::new();
     for (i, t) in entry.customer_tokens.iter().enumerate() {
-        let masked = merchant
-            .map(|m| state.card(m, t).masked_pan)
-            .unwrap_or_default();
+        let masked = merchant.map(|m| state.card(m, t).masked_pan).unwrap_or_default();
         cards.push_str(&format!(
             "<label><input type=\"radio\" name=\"card\" value=\"{}\"{}> <span class=\"card\" data-token=\"{}\">{}</span> (stored card)</label>\n",
             esc(t),
@@ -186,11 +144,7 @@ fn render_form(
     }
     cards.push_str(&format!(
         "<label><input type=\"radio\" name=\"card\" value=\"new\"{}> New card</label>\n",
-        if entry.customer_tokens.is_empty() {
-            " checked"
-        } else {
-            ""
-        }
+        if entry.customer_tokens.is_empty() { " checked" } else { "" }
     ));
     let mut buttons = String::new();
     for o in Outcome::ALL {
@@ -220,13 +174,7 @@ fn render_form(
         desc = esc(&entry.description),
         action = esc(&action),
     );
-    page(
-        StatusCode::OK,
-        &format!("Pay {} · {}", entry.invoice_no, name),
-        "",
-        "",
-        &body,
-    )
+    page(StatusCode::OK, &format!("Pay {} · {}", entry.invoice_no, name), "", "", &body)
 }
 
 fn button_label(o: Outcome) -> &'static str {
@@ -240,11 +188,7 @@ fn button_label(o: Outcome) -> &'static str {
 }
 
 /// `POST /pay/{token}` with `outcome=` (and `card=`, `spelling=`).
-pub(crate) async fn choose(
-    req: HttpRequest,
-    body: web::Bytes,
-    state: web::Data<SimState>,
-) -> HttpResponse {
+pub(crate) async fn choose(req: HttpRequest, body: web::Bytes, state: web::Data<SimState>) -> HttpResponse {
     let query = form_pairs(req.query_string());
     let json = wants_json(&req, &query);
     let fail = |status: StatusCode, code: &str, title: &str, text: &str| {
@@ -255,34 +199,16 @@ pub(crate) async fn choose(
         }
     };
     let Some(entry) = token_of(&req).and_then(|t| state.entry_by_token(&t)) else {
-        return fail(
-            StatusCode::NOT_FOUND,
-            "unknown_token",
-            "Unknown payment",
-            "This payment link is not valid.",
-        );
+        return fail(StatusCode::NOT_FOUND, "unknown_token", "Unknown payment", "This payment link is not valid.");
     };
     if entry.result.is_none() && entry.token_expires_at <= Utc::now() {
-        return fail(
-            StatusCode::GONE,
-            "token_expired",
-            "Payment link expired",
-            "This payment token has expired.",
-        );
+        return fail(StatusCode::GONE, "token_expired", "Payment link expired", "This payment token has expired.");
     }
     let Ok(form_text) = std::str::from_utf8(&body) else {
-        return fail(
-            StatusCode::BAD_REQUEST,
-            "bad_form",
-            "Bad request",
-            "The form is not UTF-8.",
-        );
+        return fail(StatusCode::BAD_REQUEST, "bad_form", "Bad request", "The form is not UTF-8.");
     };
     let form = form_pairs(form_text);
-    let Some(outcome) = field(&form, "outcome")
-        .or(field(&query, "outcome"))
-        .and_then(Outcome::parse)
-    else {
+    let Some(outcome) = field(&form, "outcome").or(field(&query, "outcome")).and_then(Outcome::parse) else {
         return fail(
             StatusCode::BAD_REQUEST,
             "bad_outcome",
@@ -290,22 +216,10 @@ pub(crate) async fn choose(
             "outcome must be one of success, decline, cancel, pending, 3ds_fail.",
         );
     };
-    let spelling = field(&form, "spelling")
-        .or(field(&query, "spelling"))
-        .and_then(Spelling::parse);
+    let spelling = field(&form, "spelling").or(field(&query, "spelling")).and_then(Spelling::parse);
     let card = CardChoice::parse(field(&form, "card"));
     let state = state.into_inner();
-    match settle(
-        state,
-        &entry.merchant_id,
-        &entry.invoice_no,
-        outcome,
-        card,
-        spelling,
-        json,
-    )
-    .await
-    {
+    match settle(state, &entry.merchant_id, &entry.invoice_no, outcome, card, spelling, json).await {
         Ok(report) if json => HttpResponse::Ok().json(report.to_json()),
         Ok(report) => return_page(&report),
         Err(PayError::AlreadyFinal) => fail(
@@ -320,12 +234,9 @@ pub(crate) async fn choose(
             "Bad request",
             "card must be one of the invoice's customer tokens or `new`.",
         ),
-        Err(PayError::UnknownInvoice) => fail(
-            StatusCode::NOT_FOUND,
-            "unknown_invoice",
-            "Unknown payment",
-            "This payment is not known.",
-        ),
+        Err(PayError::UnknownInvoice) => {
+            fail(StatusCode::NOT_FOUND, "unknown_invoice", "Unknown payment", "This payment is not known.")
+        }
     }
 }
 
@@ -374,9 +285,7 @@ pub(crate) async fn settle(
     spelling: Option<Spelling>,
     wait: bool,
 ) -> Result<PayReport, PayError> {
-    let merchant = state
-        .merchant(merchant_id)
-        .ok_or(PayError::UnknownInvoice)?;
+    let merchant = state.merchant(merchant_id).ok_or(PayError::UnknownInvoice)?;
     let settled = state.settle(merchant, invoice_no, outcome, card, spelling)?;
     let record = settled.entry.result.clone();
     tracing::info!(
@@ -416,10 +325,7 @@ fn return_page(report: &PayReport) -> HttpResponse {
         return message(
             StatusCode::OK,
             "Payment recorded",
-            &format!(
-                "{} {}. No frontendReturnUrl to return to.",
-                report.resp_code, report.resp_desc
-            ),
+            &format!("{} {}. No frontendReturnUrl to return to.", report.resp_code, report.resp_desc),
         );
     };
     let head = format!(
@@ -453,10 +359,7 @@ mod tests {
 
     #[test]
     fn sim_html_escaping_and_percent_decoding() {
-        assert_eq!(
-            esc(r#"<a href="x">&'"#),
-            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
-        );
+        assert_eq!(esc(r#"<a href="x">&'"#), "&lt;a href=&quot;x&quot;&gt;&amp;&#39;");
         assert_eq!(percent_decode("ab%2Bc%2fd%3D%3d+").unwrap(), "ab+c/d==+");
         assert_eq!(percent_decode("%zz"), None);
         assert_eq!(percent_decode("%2"), None);

@@ -47,9 +47,7 @@ impl RawObject {
     /// A JSON number given as decimal text (`"230.87"`); `null` if the text is not a JSON number.
     pub fn number_text(&mut self, key: &str, text: &str) -> &mut Self {
         let valid = serde_json::from_str::<serde::de::IgnoredAny>(text).is_ok()
-            && text
-                .bytes()
-                .all(|b| b.is_ascii_digit() || b == b'.' || b == b'-');
+            && text.bytes().all(|b| b.is_ascii_digit() || b == b'.' || b == b'-');
         if valid {
             self.raw_or_null(key, text.to_string())
         } else {
@@ -80,22 +78,12 @@ impl Serialize for RawObject {
     }
 }
 
-const USER_DEFINED: [&str; 5] = [
-    "userDefined1",
-    "userDefined2",
-    "userDefined3",
-    "userDefined4",
-    "userDefined5",
-];
+const USER_DEFINED: [&str; 5] = ["userDefined1", "userDefined2", "userDefined3", "userDefined4", "userDefined5"];
 
 /// The transaction result as 2C2P sends it in a backend notification and answers to a Payment
 /// Inquiry (protocol §3): `amount` as a JSON number, `""` for optional text that does not apply,
 /// `null` for `approvalCode` on anything but a success. 4.1 spelling: `cardNo`/`cardToken`.
-pub(crate) fn result_claims(
-    entry: &LedgerEntry,
-    record: &PaymentRecord,
-    spelling: Spelling,
-) -> RawObject {
+pub(crate) fn result_claims(entry: &LedgerEntry, record: &PaymentRecord, spelling: Spelling) -> RawObject {
     let mut o = RawObject::new();
     o.str("merchantID", &entry.merchant_id);
     o.str("invoiceNo", &entry.invoice_no);
@@ -109,10 +97,7 @@ pub(crate) fn result_claims(
     match spelling {
         Spelling::V43 => {
             o.str("customerToken", token);
-            o.opt_str(
-                "customerTokenExpiry",
-                record.customer_token_expiry.as_deref(),
-            );
+            o.opt_str("customerTokenExpiry", record.customer_token_expiry.as_deref());
         }
         Spelling::V41 => {
             o.str("cardToken", token);
@@ -130,10 +115,7 @@ pub(crate) fn result_claims(
     o.str("issuerBank", "PGW-SIM TEST BANK");
     o.null("installmentMerchantAbsorbRate");
     o.str("cardType", "CREDIT");
-    o.str(
-        "idempotencyID",
-        entry.idempotency_id.as_deref().unwrap_or(""),
-    );
+    o.str("idempotencyID", entry.idempotency_id.as_deref().unwrap_or(""));
     o.str("paymentScheme", &record.channel_code);
     match spelling {
         Spelling::V43 => o.str("paymentID", &record.payment_id),
@@ -159,20 +141,14 @@ pub(crate) fn not_found_claims(merchant_id: &str, invoice_no: &str) -> RawObject
 
 /// The inquiry answer while `pending_for_n` is counting down: a signed `0001` with the invoice's
 /// amount and currency.
-pub(crate) fn pending_claims(
-    merchant_id: &str,
-    invoice_no: &str,
-    entry: Option<&LedgerEntry>,
-) -> RawObject {
+pub(crate) fn pending_claims(merchant_id: &str, invoice_no: &str, entry: Option<&LedgerEntry>) -> RawObject {
     let mut o = RawObject::new();
-    o.str("merchantID", merchant_id)
-        .str("invoiceNo", invoice_no);
+    o.str("merchantID", merchant_id).str("invoiceNo", invoice_no);
     if let Some(entry) = entry {
         o.number_text("amount", &entry.amount.major_string());
         o.str("currencyCode", &entry.amount.currency);
     }
-    o.str("respCode", "0001")
-        .str("respDesc", "Transaction is pending");
+    o.str("respCode", "0001").str("respDesc", "Transaction is pending");
     o
 }
 
@@ -188,9 +164,6 @@ mod tests {
             .number_text("bad", "1e999x")
             .opt_str("n", None)
             .bool("b", false);
-        assert_eq!(
-            o.to_json(),
-            r#"{"a":"x\"y","amount":1000.00,"bad":null,"n":null,"b":false}"#
-        );
+        assert_eq!(o.to_json(), r#"{"a":"x\"y","amount":1000.00,"bad":null,"n":null,"b":false}"#);
     }
 }

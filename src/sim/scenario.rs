@@ -34,11 +34,7 @@ impl Spelling {
 /// What a scenario applies to. The most specific one wins: invoice, then merchant, then global.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Scope {
-    #[serde(
-        rename = "merchantID",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(rename = "merchantID", default, skip_serializing_if = "Option::is_none")]
     pub merchant_id: Option<String>,
     #[serde(rename = "invoiceNo", default, skip_serializing_if = "Option::is_none")]
     pub invoice_no: Option<String>,
@@ -47,26 +43,17 @@ pub struct Scope {
 impl Scope {
     /// Every merchant and invoice (the default scenario).
     pub fn global() -> Scope {
-        Scope {
-            merchant_id: None,
-            invoice_no: None,
-        }
+        Scope { merchant_id: None, invoice_no: None }
     }
 
     /// Every invoice of one merchant.
     pub fn merchant(merchant_id: impl Into<String>) -> Scope {
-        Scope {
-            merchant_id: Some(merchant_id.into()),
-            invoice_no: None,
-        }
+        Scope { merchant_id: Some(merchant_id.into()), invoice_no: None }
     }
 
     /// One invoice.
     pub fn invoice(merchant_id: impl Into<String>, invoice_no: impl Into<String>) -> Scope {
-        Scope {
-            merchant_id: Some(merchant_id.into()),
-            invoice_no: Some(invoice_no.into()),
-        }
+        Scope { merchant_id: Some(merchant_id.into()), invoice_no: Some(invoice_no.into()) }
     }
 
     /// The scopes that apply to an invoice, most specific first.
@@ -104,10 +91,7 @@ pub struct Scenario {
     /// Answer HTTP 503 to the next N gateway API calls (token, inquiry, transaction status).
     pub fail_5xx_for_n: u32,
     /// Answer Payment Inquiries with this unsigned error code (`true` means `"9042"`).
-    #[serde(
-        deserialize_with = "unsigned_error",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(deserialize_with = "unsigned_error", skip_serializing_if = "Option::is_none")]
     pub unsigned_error: Option<String>,
 }
 
@@ -124,9 +108,7 @@ fn unsigned_error<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::
         Some(Raw::Code(code)) => {
             let code = code.trim().to_string();
             if code.len() != 4 || !code.bytes().all(|b| b.is_ascii_digit()) {
-                return Err(serde::de::Error::custom(
-                    "unsigned_error must be true or a 4-digit code",
-                ));
+                return Err(serde::de::Error::custom("unsigned_error must be true or a 4-digit code"));
             }
             Some(code)
         }
@@ -146,9 +128,7 @@ mod tests {
 
     #[test]
     fn sim_scenario_parses_leniently_and_rejects_typos() {
-        let s: Scenario =
-            serde_json::from_str(r#"{"drop":true,"spelling":"4.1","unsigned_error":true}"#)
-                .unwrap();
+        let s: Scenario = serde_json::from_str(r#"{"drop":true,"spelling":"4.1","unsigned_error":true}"#).unwrap();
         assert!(s.drop);
         assert_eq!(s.spelling, Some(Spelling::V41));
         assert_eq!(s.unsigned_error.as_deref(), Some("9042"));
@@ -163,14 +143,7 @@ mod tests {
     #[test]
     fn sim_scope_candidates_go_from_specific_to_global() {
         let c = Scope::candidates("M", Some("I"));
-        assert_eq!(
-            c,
-            vec![
-                Scope::invoice("M", "I"),
-                Scope::merchant("M"),
-                Scope::global()
-            ]
-        );
+        assert_eq!(c, vec![Scope::invoice("M", "I"), Scope::merchant("M"), Scope::global()]);
         assert_eq!(Scope::candidates("M", None).len(), 2);
     }
 }

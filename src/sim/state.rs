@@ -13,9 +13,7 @@ use tokio::sync::oneshot;
 
 use super::config::{SimCard, SimConfig, SimMerchant};
 use super::control::PayError;
-use super::ledger::{
-    Delivery, DeliveryAttempt, LedgerEntry, NotificationRecord, Outcome, PaymentRecord,
-};
+use super::ledger::{Delivery, DeliveryAttempt, LedgerEntry, NotificationRecord, Outcome, PaymentRecord};
 use super::notify::{FirstAttempt, NotifyJob};
 use super::payload::{self, RawObject};
 use super::scenario::{Scenario, Scope, Spelling};
@@ -126,9 +124,7 @@ impl SimState {
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
-        self.inner
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// The current reset generation.
@@ -158,9 +154,7 @@ impl SimState {
     /// The scenario in force for an invoice: the most specific one set.
     pub fn scenario_for(&self, merchant: &str, invoice: Option<&str>) -> Scenario {
         let inner = self.lock();
-        effective(&inner, merchant, invoice)
-            .map(|s| inner.scenarios[&s].clone())
-            .unwrap_or_default()
+        effective(&inner, merchant, invoice).map(|s| inner.scenarios[&s].clone()).unwrap_or_default()
     }
 
     /// Consumes one `fail_5xx_for_n` of the effective scenario; true = answer 503.
@@ -168,10 +162,7 @@ impl SimState {
         let mut inner = self.lock();
         let scope = match merchant {
             Some(m) => effective(&inner, m, invoice),
-            None => inner
-                .scenarios
-                .contains_key(&Scope::global())
-                .then(Scope::global),
+            None => inner.scenarios.contains_key(&Scope::global()).then(Scope::global),
         };
         let Some(scope) = scope else { return false };
         match inner.scenarios.get_mut(&scope) {
@@ -210,11 +201,7 @@ impl SimState {
 
     pub fn scenarios(&self) -> Vec<(Scope, Scenario)> {
         let inner = self.lock();
-        let mut all: Vec<_> = inner
-            .scenarios
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
+        let mut all: Vec<_> = inner.scenarios.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
         all.sort_by(|a, b| {
             (a.0.merchant_id.as_deref(), a.0.invoice_no.as_deref())
                 .cmp(&(b.0.merchant_id.as_deref(), b.0.invoice_no.as_deref()))
@@ -231,16 +218,10 @@ impl SimState {
         if merchant.cards.iter().any(|c| c.token == token) {
             return true;
         }
-        if self
-            .lock()
-            .tokenized
-            .contains_key(&(merchant.id.clone(), token.to_string()))
-        {
+        if self.lock().tokenized.contains_key(&(merchant.id.clone(), token.to_string())) {
             return true;
         }
-        !self.config.strict_tokens
-            && (16..=20).contains(&token.len())
-            && token.bytes().all(|b| b.is_ascii_digit())
+        !self.config.strict_tokens && (16..=20).contains(&token.len()) && token.bytes().all(|b| b.is_ascii_digit())
     }
 
     /// The card behind a customer token (pattern-accepted tokens get a derived masked PAN).
@@ -248,26 +229,11 @@ impl SimState {
         if let Some(card) = merchant.cards.iter().find(|c| c.token == token) {
             return card.clone();
         }
-        if let Some(card) = self
-            .lock()
-            .tokenized
-            .get(&(merchant.id.clone(), token.to_string()))
-        {
+        if let Some(card) = self.lock().tokenized.get(&(merchant.id.clone(), token.to_string())) {
             return card.clone();
         }
-        let last4: String = token
-            .chars()
-            .rev()
-            .take(4)
-            .collect::<Vec<_>>()
-            .into_iter()
-            .rev()
-            .collect();
-        SimCard {
-            token: token.to_string(),
-            masked_pan: format!("411111XXXXXX{last4:0>4}"),
-            expiry: None,
-        }
+        let last4: String = token.chars().rev().take(4).collect::<Vec<_>>().into_iter().rev().collect();
+        SimCard { token: token.to_string(), masked_pan: format!("411111XXXXXX{last4:0>4}"), expiry: None }
     }
 
     /// Records a new invoice and issues its payment token. The same `idempotencyID` for an invoice
@@ -280,11 +246,7 @@ impl SimState {
                 && existing.idempotency_id == new.idempotency_id
                 && existing.result.is_none()
                 && existing.token_expires_at > Utc::now();
-            return if replay {
-                Ok(existing.clone())
-            } else {
-                Err(CreateError::ExistingInvoice)
-            };
+            return if replay { Ok(existing.clone()) } else { Err(CreateError::ExistingInvoice) };
         }
         let token = loop {
             let t = random_payment_token();
@@ -293,8 +255,7 @@ impl SimState {
             }
         };
         let now = Utc::now();
-        let ttl = chrono::Duration::from_std(self.config.token_ttl)
-            .unwrap_or(chrono::Duration::minutes(30));
+        let ttl = chrono::Duration::from_std(self.config.token_ttl).unwrap_or(chrono::Duration::minutes(30));
         let encoded: String = url::form_urlencoded::byte_serialize(token.as_bytes()).collect();
         let entry = LedgerEntry {
             merchant_id: new.merchant_id,
@@ -325,19 +286,12 @@ impl SimState {
     }
 
     pub fn entry(&self, merchant: &str, invoice: &str) -> Option<LedgerEntry> {
-        self.lock()
-            .invoices
-            .get(&(merchant.to_string(), invoice.to_string()))
-            .cloned()
+        self.lock().invoices.get(&(merchant.to_string(), invoice.to_string())).cloned()
     }
 
     pub fn entry_by_token(&self, token: &str) -> Option<LedgerEntry> {
         let inner = self.lock();
-        inner
-            .tokens
-            .get(token)
-            .and_then(|key| inner.invoices.get(key))
-            .cloned()
+        inner.tokens.get(token).and_then(|key| inner.invoices.get(key)).cloned()
     }
 
     pub fn entries(&self) -> Vec<LedgerEntry> {
@@ -350,20 +304,13 @@ impl SimState {
     /// Counts one Payment Inquiry for an invoice (known or not) and answers the new count.
     pub fn count_inquiry(&self, merchant: &str, invoice: &str) -> u64 {
         let mut inner = self.lock();
-        let n = inner
-            .inquiries
-            .entry((merchant.to_string(), invoice.to_string()))
-            .or_insert(0);
+        let n = inner.inquiries.entry((merchant.to_string(), invoice.to_string())).or_insert(0);
         *n += 1;
         *n
     }
 
     pub fn inquiry_count(&self, merchant: &str, invoice: &str) -> u64 {
-        self.lock()
-            .inquiries
-            .get(&(merchant.to_string(), invoice.to_string()))
-            .copied()
-            .unwrap_or(0)
+        self.lock().inquiries.get(&(merchant.to_string(), invoice.to_string())).copied().unwrap_or(0)
     }
 
     /// Records an outcome, prepares the backend notification and the frontend return.
@@ -378,17 +325,12 @@ impl SimState {
         let key = (merchant.id.clone(), invoice.to_string());
         let scenario = self.scenario_for(&merchant.id, Some(invoice));
         // Resolve the card outside the main lock (card() takes it).
-        let snapshot = self
-            .entry(&merchant.id, invoice)
-            .ok_or(PayError::UnknownInvoice)?;
+        let snapshot = self.entry(&merchant.id, invoice).ok_or(PayError::UnknownInvoice)?;
         if snapshot.is_final() {
             return Err(PayError::AlreadyFinal);
         }
         let chosen = match card {
-            CardChoice::Default => snapshot
-                .customer_tokens
-                .first()
-                .map(|t| self.card(merchant, t)),
+            CardChoice::Default => snapshot.customer_tokens.first().map(|t| self.card(merchant, t)),
             CardChoice::New => None,
             CardChoice::Token(t) => {
                 if !snapshot.customer_tokens.contains(&t) {
@@ -406,14 +348,10 @@ impl SimState {
                 expiry: Some(format!("{}1231", Utc::now().year() + 3)),
             });
         }
-        let account_no = stored
-            .as_ref()
-            .map(|c| c.masked_pan.clone())
-            .unwrap_or_else(|| "411111XXXXXX1111".into());
+        let account_no = stored.as_ref().map(|c| c.masked_pan.clone()).unwrap_or_else(|| "411111XXXXXX1111".into());
         let (channel, eci, country) = scheme_of(&account_no);
-        let offset = merchant
-            .offset()
-            .unwrap_or_else(|| chrono::FixedOffset::east_opt(7 * 3600).expect("valid offset"));
+        let offset =
+            merchant.offset().unwrap_or_else(|| chrono::FixedOffset::east_opt(7 * 3600).expect("valid offset"));
         let now = Utc::now();
         let tran_ref = self.tran_base + seq;
         let record = PaymentRecord {
@@ -423,10 +361,7 @@ impl SimState {
             tran_ref: tran_ref.to_string(),
             reference_no: (tran_ref * 3 + 7).to_string(),
             approval_code: (outcome == Outcome::Success).then(|| random_digits(6, seq)),
-            transaction_date_time: now
-                .with_timezone(&offset)
-                .format("%Y%m%d%H%M%S")
-                .to_string(),
+            transaction_date_time: now.with_timezone(&offset).format("%Y%m%d%H%M%S").to_string(),
             account_no,
             customer_token: stored.as_ref().map(|c| c.token.clone()),
             customer_token_expiry: stored.as_ref().and_then(|c| c.expiry.clone()),
@@ -441,15 +376,10 @@ impl SimState {
         let mut inner = self.lock();
         if let (Some(card), Outcome::Success) = (&stored, outcome) {
             if snapshot.tokenize && !snapshot.customer_tokens.contains(&card.token) {
-                inner
-                    .tokenized
-                    .insert((merchant.id.clone(), card.token.clone()), card.clone());
+                inner.tokenized.insert((merchant.id.clone(), card.token.clone()), card.clone());
             }
         }
-        let entry = inner
-            .invoices
-            .get_mut(&key)
-            .ok_or(PayError::UnknownInvoice)?;
+        let entry = inner.invoices.get_mut(&key).ok_or(PayError::UnknownInvoice)?;
         if entry.is_final() {
             return Err(PayError::AlreadyFinal);
         }
@@ -469,15 +399,12 @@ impl SimState {
             (_, s) if s.delay_ms > 0 => Delivery::Delayed,
             _ => Delivery::Immediate,
         };
-        let copies = if scenario.duplicate
-            && matches!(
-                delivery,
-                Delivery::Immediate | Delivery::Delayed | Delivery::Held
-            ) {
-            2
-        } else {
-            1
-        };
+        let copies =
+            if scenario.duplicate && matches!(delivery, Delivery::Immediate | Delivery::Delayed | Delivery::Held) {
+                2
+            } else {
+                1
+            };
         let mut ids = Vec::new();
         for _ in 0..copies {
             let id = self.next_id();
@@ -492,10 +419,7 @@ impl SimState {
                 payload: jwt.clone(),
                 attempts: Vec::new(),
                 delivered: false,
-                finished: !matches!(
-                    delivery,
-                    Delivery::Immediate | Delivery::Delayed | Delivery::Held
-                ),
+                finished: !matches!(delivery, Delivery::Immediate | Delivery::Delayed | Delivery::Held),
             });
         }
         let frontend_return_url = entry.frontend_return_url.clone();
@@ -528,25 +452,11 @@ impl SimState {
             }
             _ => (None, None),
         };
-        Ok(Settled {
-            entry: snapshot,
-            frontend_return_url,
-            payment_response,
-            delivery,
-            job,
-            first_attempt,
-        })
+        Ok(Settled { entry: snapshot, frontend_return_url, payment_response, delivery, job, first_attempt })
     }
 
     /// Records one delivery attempt of notification `id`.
-    pub fn record_attempt(
-        &self,
-        key: &InvoiceKey,
-        id: u64,
-        attempt: DeliveryAttempt,
-        delivered: bool,
-        finished: bool,
-    ) {
+    pub fn record_attempt(&self, key: &InvoiceKey, id: u64, attempt: DeliveryAttempt, delivered: bool, finished: bool) {
         let mut inner = self.lock();
         let Some(entry) = inner.invoices.get_mut(key) else {
             return;
@@ -560,11 +470,7 @@ impl SimState {
 
     /// Releases the notifications held by `reorder` for an invoice; answers how many.
     pub fn release(&self, merchant: &str, invoice: &str) -> usize {
-        let senders = self
-            .lock()
-            .held
-            .remove(&(merchant.to_string(), invoice.to_string()))
-            .unwrap_or_default();
+        let senders = self.lock().held.remove(&(merchant.to_string(), invoice.to_string())).unwrap_or_default();
         let n = senders.len();
         for tx in senders {
             let _ = tx.send(());
@@ -583,9 +489,7 @@ impl SimState {
 
 /// The most specific scope with a scenario set for this invoice.
 fn effective(inner: &Inner, merchant: &str, invoice: Option<&str>) -> Option<Scope> {
-    Scope::candidates(merchant, invoice)
-        .into_iter()
-        .find(|s| inner.scenarios.contains_key(s))
+    Scope::candidates(merchant, invoice).into_iter().find(|s| inner.scenarios.contains_key(s))
 }
 
 /// `(channelCode, eci, issuerCountry)` for a masked PAN: Mastercard ranges answer `MA`/`02`,
@@ -627,10 +531,7 @@ fn random_bytes(n: usize, salt: u64) -> Vec<u8> {
 }
 
 fn random_digits(n: usize, salt: u64) -> String {
-    random_bytes(n, salt)
-        .into_iter()
-        .map(|b| char::from(b'0' + b % 10))
-        .collect()
+    random_bytes(n, salt).into_iter().map(|b| char::from(b'0' + b % 10)).collect()
 }
 
 /// A payment token like 2C2P's: standard base64 of random bytes, with `+`, `/` and `=` in it.
@@ -655,17 +556,8 @@ mod tests {
         let b = random_payment_token();
         assert_ne!(a, b);
         for t in [&a, &b] {
-            assert!(
-                t.contains('+') && t.contains('/') && t.ends_with('='),
-                "{t}"
-            );
-            assert_eq!(
-                base64::engine::general_purpose::STANDARD
-                    .decode(t)
-                    .unwrap()
-                    .len(),
-                88
-            );
+            assert!(t.contains('+') && t.contains('/') && t.ends_with('='), "{t}");
+            assert_eq!(base64::engine::general_purpose::STANDARD.decode(t).unwrap().len(), 88);
         }
         let d = random_digits(20, 1);
         assert_eq!(d.len(), 20);

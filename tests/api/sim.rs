@@ -46,34 +46,30 @@ impl Receiver {
             actix_web::rt::System::new().block_on(async move {
                 let server = HttpServer::new(move || {
                     let (ntx, rtx, fail) = (ntx.clone(), rtx.clone(), fail.clone());
-                    App::new().default_service(web::to(
-                        move |req: HttpRequest, body: web::Bytes| {
-                            let (ntx, rtx, fail) = (ntx.clone(), rtx.clone(), fail.clone());
-                            async move {
-                                let text = String::from_utf8_lossy(&body).to_string();
-                                match req.path() {
-                                    "/notify" => {
-                                        let _ = ntx.send(text);
-                                        let failing = fail
-                                            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
-                                                n.checked_sub(1)
-                                            })
-                                            .is_ok();
-                                        if failing {
-                                            HttpResponse::InternalServerError().body("not now")
-                                        } else {
-                                            HttpResponse::Ok().finish()
-                                        }
+                    App::new().default_service(web::to(move |req: HttpRequest, body: web::Bytes| {
+                        let (ntx, rtx, fail) = (ntx.clone(), rtx.clone(), fail.clone());
+                        async move {
+                            let text = String::from_utf8_lossy(&body).to_string();
+                            match req.path() {
+                                "/notify" => {
+                                    let _ = ntx.send(text);
+                                    let failing = fail
+                                        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                                        .is_ok();
+                                    if failing {
+                                        HttpResponse::InternalServerError().body("not now")
+                                    } else {
+                                        HttpResponse::Ok().finish()
                                     }
-                                    "/return" => {
-                                        let _ = rtx.send(text);
-                                        HttpResponse::Ok().body("thanks")
-                                    }
-                                    _ => HttpResponse::NotFound().finish(),
                                 }
+                                "/return" => {
+                                    let _ = rtx.send(text);
+                                    HttpResponse::Ok().body("thanks")
+                                }
+                                _ => HttpResponse::NotFound().finish(),
                             }
-                        },
-                    ))
+                        }
+                    }))
                 })
                 .workers(1)
                 .disable_signals()
@@ -86,13 +82,7 @@ impl Receiver {
             });
         });
         let handle = hrx.recv().unwrap();
-        Receiver {
-            base_url,
-            notifications,
-            returns,
-            fail_next,
-            handle,
-        }
+        Receiver { base_url, notifications, returns, fail_next, handle }
     }
 
     fn notify_url(&self) -> String {
@@ -105,10 +95,7 @@ impl Receiver {
 
     /// The JWT of the next notification, if one arrives within `within`.
     async fn notification(&mut self, within: Duration) -> Option<String> {
-        let body = tokio::time::timeout(within, self.notifications.recv())
-            .await
-            .ok()
-            .flatten()?;
+        let body = tokio::time::timeout(within, self.notifications.recv()).await.ok().flatten()?;
         let v: Value = serde_json::from_str(&body).expect("notification body is JSON");
         Some(v["payload"].as_str().expect("payload string").to_string())
     }
@@ -145,11 +132,7 @@ fn harness_with(adjust: impl FnOnce(&mut SimConfig)) -> Harness {
         .timeout(Duration::from_secs(15))
         .build()
         .unwrap();
-    Harness {
-        sim,
-        recv: Receiver::start(),
-        http,
-    }
+    Harness { sim, recv: Receiver::start(), http }
 }
 
 fn harness() -> Harness {
@@ -172,36 +155,23 @@ impl Harness {
     }
 
     async fn post_json(&self, path: &str, body: &Value) -> (u16, Value) {
-        let resp = self
-            .http
-            .post(self.sim.url(path))
-            .json(body)
-            .send()
-            .await
-            .unwrap();
+        let resp = self.http.post(self.sim.url(path)).json(body).send().await.unwrap();
         let status = resp.status().as_u16();
         let text = resp.text().await.unwrap();
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        )
+        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
     }
 
     /// Posts a signed envelope; answers the HTTP status and the body.
     async fn call(&self, path: &str, claims: &Value, key: &str) -> (u16, Value) {
-        self.post_json(path, &json!({ "payload": jwt::sign(claims, key) }))
-            .await
+        self.post_json(path, &json!({ "payload": jwt::sign(claims, key) })).await
     }
 
     /// Creates a payment token; panics unless the answer is a verified 0000.
     async fn create(&self, claims: &Value) -> PaymentTokenResponse {
         let (status, body) = self.call("/payment/4.3/paymentToken", claims, KEY).await;
         assert_eq!(status, 200);
-        let payload = body["payload"]
-            .as_str()
-            .unwrap_or_else(|| panic!("signed answer expected: {body}"));
-        let (resp, _) = jwt::verify::<PaymentTokenResponse>(payload, KEY, None)
-            .expect("answer verifies with the key");
+        let payload = body["payload"].as_str().unwrap_or_else(|| panic!("signed answer expected: {body}"));
+        let (resp, _) = jwt::verify::<PaymentTokenResponse>(payload, KEY, None).expect("answer verifies with the key");
         assert_eq!(resp.resp_code, "0000", "{resp:?}");
         resp
     }
@@ -212,25 +182,14 @@ impl Harness {
 
     /// Chooses an outcome on the payment page in JSON mode.
     async fn choose(&self, page_url: &str, form: &[(&str, &str)]) -> (u16, Value) {
-        let resp = self
-            .http
-            .post(page_url)
-            .header("Accept", "application/json")
-            .form(form)
-            .send()
-            .await
-            .unwrap();
+        let resp = self.http.post(page_url).header("Accept", "application/json").form(form).send().await.unwrap();
         let status = resp.status().as_u16();
         (status, resp.json().await.unwrap())
     }
 
     async fn inquire(&self, invoice: &str) -> (u16, Value) {
-        self.call(
-            "/payment/4.3/paymentInquiry",
-            &json!({"merchantID": MID, "invoiceNo": invoice, "locale": "en"}),
-            KEY,
-        )
-        .await
+        self.call("/payment/4.3/paymentInquiry", &json!({"merchantID": MID, "invoiceNo": invoice, "locale": "en"}), KEY)
+            .await
     }
 
     async fn scenario(&self, body: Value) {
@@ -241,25 +200,18 @@ impl Harness {
 
 /// The unsigned error code of an answer (panics if the answer is signed).
 fn unsigned_code(body: &Value) -> String {
-    assert!(
-        body.get("payload").is_none(),
-        "expected an unsigned error, got {body}"
-    );
+    assert!(body.get("payload").is_none(), "expected an unsigned error, got {body}");
     let e: RequestError = serde_json::from_value(body.clone()).expect("respCode/respDesc");
     assert!(!e.resp_desc.is_empty());
     e.resp_code
 }
 
 fn verified_result(payload: &str) -> PaymentResult {
-    jwt::verify::<PaymentResult>(payload, KEY, None)
-        .expect("verifies with the merchant key")
-        .0
+    jwt::verify::<PaymentResult>(payload, KEY, None).expect("verifies with the merchant key").0
 }
 
 fn verified_json(payload: &str) -> Value {
-    jwt::verify::<Value>(payload, KEY, None)
-        .expect("verifies with the merchant key")
-        .0
+    jwt::verify::<Value>(payload, KEY, None).expect("verifies with the merchant key").0
 }
 
 // ------------------------------------------------------------------ tests
@@ -269,36 +221,18 @@ async fn token_with_two_customer_tokens_and_the_payment_page() {
     let h = harness();
     let resp = h.create_invoice("INV-PAGE-1").await;
     let token = resp.payment_token.clone().unwrap();
-    assert!(
-        token.contains('+') && token.contains('/') && token.ends_with('='),
-        "{token}"
-    );
+    assert!(token.contains('+') && token.contains('/') && token.ends_with('='), "{token}");
     let url = resp.web_payment_url.clone().unwrap();
-    assert!(
-        url.starts_with(&format!("{}/pay/", h.sim.base_url())),
-        "{url}"
-    );
-    assert!(
-        url.contains("%2B") && url.contains("%3D"),
-        "token is URL-encoded: {url}"
-    );
+    assert!(url.starts_with(&format!("{}/pay/", h.sim.base_url())), "{url}");
+    assert!(url.contains("%2B") && url.contains("%3D"), "token is URL-encoded: {url}");
 
     let page = h.http.get(&url).send().await.unwrap();
     assert_eq!(page.status(), 200);
-    assert!(page.headers()["content-type"]
-        .to_str()
-        .unwrap()
-        .starts_with("text/html"));
+    assert!(page.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
     let html = page.text().await.unwrap();
-    assert!(
-        html.contains("411111XXXXXX1111") && html.contains("520000XXXXXX0007"),
-        "{html}"
-    );
+    assert!(html.contains("411111XXXXXX1111") && html.contains("520000XXXXXX0007"), "{html}");
     assert!(html.contains("INV-PAGE-1") && html.contains("1000.00 SGD"));
-    assert!(
-        html.contains("item 1 &lt;b&gt;&amp;&lt;/b&gt;"),
-        "description is escaped"
-    );
+    assert!(html.contains("item 1 &lt;b&gt;&amp;&lt;/b&gt;"), "description is escaped");
     assert_eq!(html.matches("name=\"outcome\"").count(), 5);
     for o in ["0000", "4005", "0003", "0001", "4081"] {
         assert!(html.contains(o), "button for {o}");
@@ -308,20 +242,12 @@ async fn token_with_two_customer_tokens_and_the_payment_page() {
     let entry = h.sim.control().ledger(MID, "INV-PAGE-1").unwrap();
     assert_eq!(entry.amount.minor, 100_000);
     assert_eq!(entry.amount.currency, "SGD");
-    assert_eq!(
-        entry.customer_tokens,
-        vec![CARD_VISA.to_string(), CARD_MC.to_string()]
-    );
+    assert_eq!(entry.customer_tokens, vec![CARD_VISA.to_string(), CARD_MC.to_string()]);
     assert_eq!(entry.user_defined[0].as_deref(), Some("order-42"));
     assert_eq!(entry.payment_token, token);
 
     // Unknown token: 404 page.
-    let missing = h
-        .http
-        .get(h.sim.url("/pay/bm90LWEtdG9rZW4%3D"))
-        .send()
-        .await
-        .unwrap();
+    let missing = h.http.get(h.sim.url("/pay/bm90LWEtdG9rZW4%3D")).send().await.unwrap();
     assert_eq!(missing.status(), 404);
 
     // The same token request with the same idempotencyID answers the same token; without it, 9015.
@@ -337,12 +263,7 @@ async fn expired_tokens_get_a_410_page() {
     let h = harness_with(|c| c.token_ttl = Duration::from_millis(300));
     let resp = h.create_invoice("INV-EXP").await;
     tokio::time::sleep(Duration::from_millis(400)).await;
-    let page = h
-        .http
-        .get(resp.web_payment_url.unwrap())
-        .send()
-        .await
-        .unwrap();
+    let page = h.http.get(resp.web_payment_url.unwrap()).send().await.unwrap();
     assert_eq!(page.status(), 410);
 }
 
@@ -352,18 +273,10 @@ async fn request_errors_are_unsigned_2c2p_codes() {
     h.create_invoice("INV-ERR").await;
 
     // 9015: the invoiceNo is taken.
-    let (_, body) = h
-        .call("/payment/4.3/paymentToken", &h.token_claims("INV-ERR"), KEY)
-        .await;
+    let (_, body) = h.call("/payment/4.3/paymentToken", &h.token_claims("INV-ERR"), KEY).await;
     assert_eq!(unsigned_code(&body), "9015");
     // 9042: signed with another key.
-    let (_, body) = h
-        .call(
-            "/payment/4.3/paymentToken",
-            &h.token_claims("INV-ERR-2"),
-            OTHER_KEY,
-        )
-        .await;
+    let (_, body) = h.call("/payment/4.3/paymentToken", &h.token_claims("INV-ERR-2"), OTHER_KEY).await;
     assert_eq!(unsigned_code(&body), "9042");
     // 9202: an unknown token, and a string instead of an array.
     let mut claims = h.token_claims("INV-ERR-3");
@@ -391,50 +304,23 @@ async fn request_errors_are_unsigned_2c2p_codes() {
     let (_, body) = h.call("/payment/4.3/paymentToken", &claims, KEY).await;
     assert_eq!(unsigned_code(&body), "9010");
     // Envelope problems: 6101 not JSON, 6102 no payload, 6103 not a JWT.
-    let resp = h
-        .http
-        .post(h.sim.url("/payment/4.3/paymentToken"))
-        .body("{oops")
-        .send()
-        .await
-        .unwrap();
+    let resp = h.http.post(h.sim.url("/payment/4.3/paymentToken")).body("{oops").send().await.unwrap();
     assert_eq!(resp.status(), 200);
     assert_eq!(unsigned_code(&resp.json().await.unwrap()), "6101");
-    let (_, body) = h
-        .post_json("/payment/4.3/paymentToken", &json!({"nope": 1}))
-        .await;
+    let (_, body) = h.post_json("/payment/4.3/paymentToken", &json!({"nope": 1})).await;
     assert_eq!(unsigned_code(&body), "6102");
-    let (_, body) = h
-        .post_json("/payment/4.3/paymentToken", &json!({"payload": "x.y.z"}))
-        .await;
+    let (_, body) = h.post_json("/payment/4.3/paymentToken", &json!({"payload": "x.y.z"})).await;
     assert_eq!(unsigned_code(&body), "6103");
     // Over 64 KiB: 413.
     let big = json!({"payload": "a".repeat(70 * 1024)});
     let (status, _) = h.post_json("/payment/4.3/paymentToken", &big).await;
     assert_eq!(status, 413);
     // Path casing and the 4.1 path are accepted; other paths and methods are not.
-    let (_, body) = h
-        .call(
-            "/payment/4.1/PaymentToken",
-            &h.token_claims("INV-CASE"),
-            KEY,
-        )
-        .await;
+    let (_, body) = h.call("/payment/4.1/PaymentToken", &h.token_claims("INV-CASE"), KEY).await;
     assert!(body["payload"].is_string(), "{body}");
-    let (status, _) = h
-        .call(
-            "/payment/4.2/paymentToken",
-            &h.token_claims("INV-CASE-2"),
-            KEY,
-        )
-        .await;
+    let (status, _) = h.call("/payment/4.2/paymentToken", &h.token_claims("INV-CASE-2"), KEY).await;
     assert_eq!(status, 404);
-    let resp = h
-        .http
-        .get(h.sim.url("/payment/4.3/paymentToken"))
-        .send()
-        .await
-        .unwrap();
+    let resp = h.http.get(h.sim.url("/payment/4.3/paymentToken")).send().await.unwrap();
     assert_eq!(resp.status(), 405);
 }
 
@@ -451,12 +337,8 @@ async fn every_outcome_notifies_and_returns_to_the_merchant() {
     for (i, (outcome, code, card, pan)) in cases.into_iter().enumerate() {
         let invoice = format!("INV-OUT-{i}");
         let resp = h.create_invoice(&invoice).await;
-        let (status, report) = h
-            .choose(
-                &resp.web_payment_url.unwrap(),
-                &[("outcome", outcome.name()), ("card", card)],
-            )
-            .await;
+        let (status, report) =
+            h.choose(&resp.web_payment_url.unwrap(), &[("outcome", outcome.name()), ("card", card)]).await;
         assert_eq!(status, 200, "{report}");
         assert_eq!(report["respCode"], code);
         assert_eq!(report["notification"]["delivered"], true, "{report}");
@@ -466,11 +348,7 @@ async fn every_outcome_notifies_and_returns_to_the_merchant() {
         assert_eq!(back.invoice_no, invoice);
         assert_eq!(back.resp_code.as_deref(), Some("2000"));
 
-        let payload = h
-            .recv
-            .notification(Duration::from_secs(5))
-            .await
-            .expect("notification");
+        let payload = h.recv.notification(Duration::from_secs(5)).await.expect("notification");
         let r = verified_result(&payload);
         assert_eq!(r.merchant_id.as_deref(), Some(MID));
         assert_eq!(r.invoice_no.as_deref(), Some(invoice.as_str()));
@@ -479,22 +357,13 @@ async fn every_outcome_notifies_and_returns_to_the_merchant() {
         assert_eq!(r.currency_code.as_deref(), Some("SGD"));
         assert_eq!(r.account_no.as_deref(), Some(pan));
         assert_eq!(r.user_defined1.as_deref(), Some("order-42"));
-        assert_eq!(
-            r.customer_token.as_deref(),
-            if card == "new" { None } else { Some(card) }
-        );
+        assert_eq!(r.customer_token.as_deref(), if card == "new" { None } else { Some(card) });
         assert_eq!(r.approval_code.is_some(), outcome == Outcome::Success);
         assert_eq!(r.transaction_date_time.as_deref().map(str::len), Some(14));
         assert!(r.tran_ref.is_some() && r.reference_no.is_some());
         let raw = verified_json(&payload);
-        assert!(
-            raw["amount"].is_number(),
-            "amount is a JSON number like 2C2P's"
-        );
-        assert!(
-            raw.get("accountNo").is_some() && raw.get("cardNo").is_none(),
-            "4.3 spelling"
-        );
+        assert!(raw["amount"].is_number(), "amount is a JSON number like 2C2P's");
+        assert!(raw.get("accountNo").is_some() && raw.get("cardNo").is_none(), "4.3 spelling");
     }
 
     // A pending invoice can still be settled; a final one cannot.
@@ -515,12 +384,7 @@ async fn every_outcome_notifies_and_returns_to_the_merchant() {
     let url = resp.web_payment_url.unwrap();
     let (status, _) = h.choose(&url, &[("outcome", "refund")]).await;
     assert_eq!(status, 400);
-    let (status, _) = h
-        .choose(
-            &url,
-            &[("outcome", "success"), ("card", "4111111111111111")],
-        )
-        .await;
+    let (status, _) = h.choose(&url, &[("outcome", "success"), ("card", "4111111111111111")]).await;
     assert_eq!(status, 400);
 
     // The HTML answer auto-posts paymentResponse to frontendReturnUrl; the form works as is.
@@ -535,26 +399,13 @@ async fn every_outcome_notifies_and_returns_to_the_merchant() {
         .await
         .unwrap();
     assert!(html.contains("onload="), "{html}");
-    let action =
-        between(&html, "<form id=\"return\" method=\"post\" action=\"", "\"").replace("&amp;", "&");
+    let action = between(&html, "<form id=\"return\" method=\"post\" action=\"", "\"").replace("&amp;", "&");
     assert_eq!(action, h.recv.return_url());
     let value = between(&html, "name=\"paymentResponse\" value=\"", "\"");
-    assert_eq!(
-        frontend_return::decode(&value).unwrap().invoice_no,
-        "INV-OUT-BAD"
-    );
-    let back = h
-        .http
-        .post(&action)
-        .form(&[("paymentResponse", value.as_str())])
-        .send()
-        .await
-        .unwrap();
+    assert_eq!(frontend_return::decode(&value).unwrap().invoice_no, "INV-OUT-BAD");
+    let back = h.http.post(&action).form(&[("paymentResponse", value.as_str())]).send().await.unwrap();
     assert_eq!(back.status(), 200);
-    let form = tokio::time::timeout(Duration::from_secs(5), h.recv.returns.recv())
-        .await
-        .unwrap()
-        .unwrap();
+    let form = tokio::time::timeout(Duration::from_secs(5), h.recv.returns.recv()).await.unwrap().unwrap();
     assert!(form.starts_with("paymentResponse="));
     let r = verified_result(&h.recv.notification(Duration::from_secs(5)).await.unwrap());
     assert_eq!(r.account_no.as_deref(), Some("520000XXXXXX0007"));
@@ -562,10 +413,7 @@ async fn every_outcome_notifies_and_returns_to_the_merchant() {
 }
 
 fn between(text: &str, start: &str, end: &str) -> String {
-    let from = text
-        .find(start)
-        .unwrap_or_else(|| panic!("`{start}` not in {text}"))
-        + start.len();
+    let from = text.find(start).unwrap_or_else(|| panic!("`{start}` not in {text}")) + start.len();
     let len = text[from..].find(end).unwrap();
     text[from..from + len].to_string()
 }
@@ -581,24 +429,13 @@ async fn four_one_spelling() {
     };
 
     // A token created on the 4.1 path notifies with the 4.1 names.
-    let (_, body) = h
-        .call(
-            "/payment/4.1/paymentToken",
-            &h.token_claims("INV-41-A"),
-            KEY,
-        )
-        .await;
-    let (resp, _) =
-        jwt::verify::<PaymentTokenResponse>(body["payload"].as_str().unwrap(), KEY, None).unwrap();
-    h.choose(&resp.web_payment_url.unwrap(), &[("outcome", "success")])
-        .await;
+    let (_, body) = h.call("/payment/4.1/paymentToken", &h.token_claims("INV-41-A"), KEY).await;
+    let (resp, _) = jwt::verify::<PaymentTokenResponse>(body["payload"].as_str().unwrap(), KEY, None).unwrap();
+    h.choose(&resp.web_payment_url.unwrap(), &[("outcome", "success")]).await;
     let v = verified_json(&h.recv.notification(Duration::from_secs(5)).await.unwrap());
     assert!(spelled_41(&v), "{v}");
     assert_eq!(v["cardToken"], CARD_VISA);
-    assert_eq!(
-        verified_result(&jwt::sign(&v, KEY)).account_no.as_deref(),
-        Some("411111XXXXXX1111")
-    );
+    assert_eq!(verified_result(&jwt::sign(&v, KEY)).account_no.as_deref(), Some("411111XXXXXX1111"));
 
     // ?spelling=4.1 on the form.
     let resp = h.create_invoice("INV-41-B").await;
@@ -609,21 +446,14 @@ async fn four_one_spelling() {
 
     // The scenario control (HTTP), also for inquiry answers.
     h.create_invoice("INV-41-C").await;
-    h.scenario(json!({"merchantID": MID, "invoiceNo": "INV-41-C", "spelling": "4.1"}))
-        .await;
-    let (status, report) = h
-        .post_json(
-            "/control/pay",
-            &json!({"merchantID": MID, "invoiceNo": "INV-41-C", "outcome": "success"}),
-        )
-        .await;
+    h.scenario(json!({"merchantID": MID, "invoiceNo": "INV-41-C", "spelling": "4.1"})).await;
+    let (status, report) =
+        h.post_json("/control/pay", &json!({"merchantID": MID, "invoiceNo": "INV-41-C", "outcome": "success"})).await;
     assert_eq!(status, 200, "{report}");
     let v = verified_json(&h.recv.notification(Duration::from_secs(5)).await.unwrap());
     assert!(spelled_41(&v), "{v}");
     let (_, body) = h.inquire("INV-41-C").await;
-    assert!(spelled_41(&verified_json(
-        body["payload"].as_str().unwrap()
-    )));
+    assert!(spelled_41(&verified_json(body["payload"].as_str().unwrap())));
 }
 
 #[tokio::test]
@@ -633,41 +463,17 @@ async fn notification_controls_drop_duplicate_delay_wrong_signature_reorder_retr
 
     // drop
     h.create_invoice("INV-DROP").await;
-    h.scenario(json!({"merchantID": MID, "invoiceNo": "INV-DROP", "drop": true}))
-        .await;
-    let report = h
-        .sim
-        .control()
-        .pay(MID, "INV-DROP", Outcome::Success)
-        .await
-        .unwrap();
+    h.scenario(json!({"merchantID": MID, "invoiceNo": "INV-DROP", "drop": true})).await;
+    let report = h.sim.control().pay(MID, "INV-DROP", Outcome::Success).await.unwrap();
     assert_eq!(report.delivery, Delivery::Dropped);
     assert!(!report.delivered);
     assert!(h.recv.notification(quiet).await.is_none());
-    assert_eq!(
-        h.sim
-            .control()
-            .ledger(MID, "INV-DROP")
-            .unwrap()
-            .notifications[0]
-            .delivery,
-        Delivery::Dropped
-    );
+    assert_eq!(h.sim.control().ledger(MID, "INV-DROP").unwrap().notifications[0].delivery, Delivery::Dropped);
 
     // duplicate: the same payload twice
     h.create_invoice("INV-DUP").await;
-    h.sim.control().set_scenario(
-        Scope::invoice(MID, "INV-DUP"),
-        Scenario {
-            duplicate: true,
-            ..Scenario::default()
-        },
-    );
-    h.sim
-        .control()
-        .pay(MID, "INV-DUP", Outcome::Success)
-        .await
-        .unwrap();
+    h.sim.control().set_scenario(Scope::invoice(MID, "INV-DUP"), Scenario { duplicate: true, ..Scenario::default() });
+    h.sim.control().pay(MID, "INV-DUP", Outcome::Success).await.unwrap();
     let a = h.recv.notification(Duration::from_secs(5)).await.unwrap();
     let b = h.recv.notification(Duration::from_secs(5)).await.unwrap();
     assert_eq!(a, b);
@@ -675,87 +481,48 @@ async fn notification_controls_drop_duplicate_delay_wrong_signature_reorder_retr
 
     // delay
     h.create_invoice("INV-DELAY").await;
-    h.scenario(json!({"merchantID": MID, "invoiceNo": "INV-DELAY", "delay_ms": 400}))
-        .await;
+    h.scenario(json!({"merchantID": MID, "invoiceNo": "INV-DELAY", "delay_ms": 400})).await;
     let started = Instant::now();
-    let report = h
-        .sim
-        .control()
-        .pay(MID, "INV-DELAY", Outcome::Decline)
-        .await
-        .unwrap();
+    let report = h.sim.control().pay(MID, "INV-DELAY", Outcome::Decline).await.unwrap();
     assert_eq!(report.delivery, Delivery::Delayed);
-    assert!(
-        started.elapsed() < Duration::from_millis(300),
-        "the answer does not wait for a delayed notification"
-    );
+    assert!(started.elapsed() < Duration::from_millis(300), "the answer does not wait for a delayed notification");
     let late = h.recv.notification(Duration::from_secs(5)).await.unwrap();
     assert!(started.elapsed() >= Duration::from_millis(400));
     assert_eq!(verified_result(&late).resp_code.as_deref(), Some("4005"));
 
     // wrong_signature (merchant-wide scope)
     h.create_invoice("INV-WRONG").await;
-    h.scenario(json!({"merchantID": MID, "wrong_signature": true}))
-        .await;
-    h.sim
-        .control()
-        .pay(MID, "INV-WRONG", Outcome::Success)
-        .await
-        .unwrap();
+    h.scenario(json!({"merchantID": MID, "wrong_signature": true})).await;
+    h.sim.control().pay(MID, "INV-WRONG", Outcome::Success).await.unwrap();
     let bad = h.recv.notification(Duration::from_secs(5)).await.unwrap();
-    assert_eq!(
-        jwt::verify::<Value>(&bad, KEY, None).unwrap_err(),
-        JwtError::BadSignature
-    );
+    assert_eq!(jwt::verify::<Value>(&bad, KEY, None).unwrap_err(), JwtError::BadSignature);
     let (_, body) = h.inquire("INV-WRONG").await;
-    assert_eq!(
-        jwt::verify::<Value>(body["payload"].as_str().unwrap(), KEY, None).unwrap_err(),
-        JwtError::BadSignature
-    );
+    assert_eq!(jwt::verify::<Value>(body["payload"].as_str().unwrap(), KEY, None).unwrap_err(), JwtError::BadSignature);
     h.scenario(json!({"merchantID": MID})).await; // back to normal
 
     // reorder: held until the frontend return has been answered and /control/release is called
     let resp = h.create_invoice("INV-REORDER").await;
-    h.scenario(json!({"merchantID": MID, "invoiceNo": "INV-REORDER", "reorder": true}))
-        .await;
-    let (_, report) = h
-        .choose(&resp.web_payment_url.unwrap(), &[("outcome", "success")])
-        .await;
+    h.scenario(json!({"merchantID": MID, "invoiceNo": "INV-REORDER", "reorder": true})).await;
+    let (_, report) = h.choose(&resp.web_payment_url.unwrap(), &[("outcome", "success")]).await;
     assert_eq!(report["notification"]["delivery"], "held");
     let back = h
         .http
         .post(report["frontendReturnUrl"].as_str().unwrap())
-        .form(&[(
-            "paymentResponse",
-            report["paymentResponse"].as_str().unwrap(),
-        )])
+        .form(&[("paymentResponse", report["paymentResponse"].as_str().unwrap())])
         .send()
         .await
         .unwrap();
     assert_eq!(back.status(), 200);
     assert!(h.recv.notification(quiet).await.is_none(), "held");
-    let (_, released) = h
-        .post_json(
-            "/control/release",
-            &json!({"merchantID": MID, "invoiceNo": "INV-REORDER"}),
-        )
-        .await;
+    let (_, released) = h.post_json("/control/release", &json!({"merchantID": MID, "invoiceNo": "INV-REORDER"})).await;
     assert_eq!(released["released"], 1);
     let held = h.recv.notification(Duration::from_secs(5)).await.unwrap();
-    assert_eq!(
-        verified_result(&held).invoice_no.as_deref(),
-        Some("INV-REORDER")
-    );
+    assert_eq!(verified_result(&held).invoice_no.as_deref(), Some("INV-REORDER"));
 
     // retry on a non-2xx answer (backoff 100 ms in this harness)
     h.create_invoice("INV-RETRY").await;
     h.recv.fail_next.store(1, Ordering::SeqCst);
-    let report = h
-        .sim
-        .control()
-        .pay(MID, "INV-RETRY", Outcome::Success)
-        .await
-        .unwrap();
+    let report = h.sim.control().pay(MID, "INV-RETRY", Outcome::Success).await.unwrap();
     assert!(!report.delivered);
     assert_eq!(report.status, Some(500));
     let first = h.recv.notification(Duration::from_secs(5)).await.unwrap();
@@ -764,22 +531,13 @@ async fn notification_controls_drop_duplicate_delay_wrong_signature_reorder_retr
     // The second attempt is recorded once its answer is back.
     let deadline = Instant::now() + Duration::from_secs(5);
     let n = loop {
-        let n = h
-            .sim
-            .control()
-            .ledger(MID, "INV-RETRY")
-            .unwrap()
-            .notifications[0]
-            .clone();
+        let n = h.sim.control().ledger(MID, "INV-RETRY").unwrap().notifications[0].clone();
         if n.finished || Instant::now() > deadline {
             break n;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
-    assert_eq!(
-        n.attempts.iter().map(|a| a.status).collect::<Vec<_>>(),
-        vec![Some(500), Some(200)]
-    );
+    assert_eq!(n.attempts.iter().map(|a| a.status).collect::<Vec<_>>(), vec![Some(500), Some(200)]);
     assert!(n.delivered && n.finished);
 }
 
@@ -794,17 +552,8 @@ async fn inquiry_answers_and_controls() {
     // Known, not paid yet: 2002; after the payment: the result.
     h.create_invoice("INV-INQ").await;
     let (_, body) = h.inquire("INV-INQ").await;
-    assert_eq!(
-        verified_result(body["payload"].as_str().unwrap())
-            .resp_code
-            .as_deref(),
-        Some("2002")
-    );
-    h.sim
-        .control()
-        .pay(MID, "INV-INQ", Outcome::Success)
-        .await
-        .unwrap();
+    assert_eq!(verified_result(body["payload"].as_str().unwrap()).resp_code.as_deref(), Some("2002"));
+    h.sim.control().pay(MID, "INV-INQ", Outcome::Success).await.unwrap();
     let (_, body) = h.inquire("INV-INQ").await;
     let r = verified_result(body["payload"].as_str().unwrap());
     assert_eq!(r.resp_code.as_deref(), Some("0000"));
@@ -812,28 +561,19 @@ async fn inquiry_answers_and_controls() {
     assert_eq!(r.account_no.as_deref(), Some("411111XXXXXX1111"));
     assert_eq!(r.customer_token.as_deref(), Some(CARD_VISA));
     let notified = h.sim.control().ledger(MID, "INV-INQ").unwrap();
-    assert_eq!(
-        r.tran_ref,
-        notified.result.as_ref().map(|r| r.tran_ref.clone())
-    );
+    assert_eq!(r.tran_ref, notified.result.as_ref().map(|r| r.tran_ref.clone()));
 
     // pending_for_n: two 0001 answers, then the truth.
-    h.scenario(json!({"merchantID": MID, "invoiceNo": "INV-INQ", "pending_for_n": 2}))
-        .await;
+    h.scenario(json!({"merchantID": MID, "invoiceNo": "INV-INQ", "pending_for_n": 2})).await;
     let mut codes = Vec::new();
     for _ in 0..3 {
         let (_, body) = h.inquire("INV-INQ").await;
-        codes.push(
-            verified_result(body["payload"].as_str().unwrap())
-                .resp_code
-                .unwrap(),
-        );
+        codes.push(verified_result(body["payload"].as_str().unwrap()).resp_code.unwrap());
     }
     assert_eq!(codes, ["0001", "0001", "0000"]);
 
     // fail_5xx_for_n: two 503s, then the truth.
-    h.scenario(json!({"merchantID": MID, "invoiceNo": "INV-INQ", "fail_5xx_for_n": 2}))
-        .await;
+    h.scenario(json!({"merchantID": MID, "invoiceNo": "INV-INQ", "fail_5xx_for_n": 2})).await;
     let mut statuses = Vec::new();
     for _ in 0..3 {
         statuses.push(h.inquire("INV-INQ").await.0);
@@ -841,84 +581,41 @@ async fn inquiry_answers_and_controls() {
     assert_eq!(statuses, [503, 503, 200]);
 
     // unsigned_error: an unsigned 9042.
-    h.scenario(json!({"merchantID": MID, "invoiceNo": "INV-INQ", "unsigned_error": "9042"}))
-        .await;
+    h.scenario(json!({"merchantID": MID, "invoiceNo": "INV-INQ", "unsigned_error": "9042"})).await;
     let (status, body) = h.inquire("INV-INQ").await;
     assert_eq!(status, 200);
     assert_eq!(unsigned_code(&body), "9042");
 
     // Every inquiry naming the invoice was counted.
-    let (_, count) = h
-        .post_json(
-            "/control/scenario",
-            &json!({"merchantID": MID, "invoiceNo": "INV-INQ"}),
-        )
-        .await;
+    let (_, count) = h.post_json("/control/scenario", &json!({"merchantID": MID, "invoiceNo": "INV-INQ"})).await;
     assert!(count["scenario"].is_object());
-    let counted = h
-        .http
-        .get(h.sim.url(&format!("/control/inquiries/{MID}/INV-INQ")))
-        .send()
-        .await
-        .unwrap();
+    let counted = h.http.get(h.sim.url(&format!("/control/inquiries/{MID}/INV-INQ"))).send().await.unwrap();
     let counted: Value = counted.json().await.unwrap();
     assert_eq!(counted["count"], 2 + 3 + 3 + 1);
 
     // Bad requests: wrong key, no invoice.
-    let (_, body) = h
-        .call(
-            "/payment/4.3/paymentInquiry",
-            &json!({"merchantID": MID, "invoiceNo": "INV-INQ"}),
-            OTHER_KEY,
-        )
-        .await;
+    let (_, body) =
+        h.call("/payment/4.3/paymentInquiry", &json!({"merchantID": MID, "invoiceNo": "INV-INQ"}), OTHER_KEY).await;
     assert_eq!(unsigned_code(&body), "9042");
-    let (_, body) = h
-        .call(
-            "/payment/4.3/paymentInquiry",
-            &json!({"merchantID": MID}),
-            KEY,
-        )
-        .await;
+    let (_, body) = h.call("/payment/4.3/paymentInquiry", &json!({"merchantID": MID}), KEY).await;
     assert_eq!(unsigned_code(&body), "9005");
 }
 
 #[tokio::test]
 async fn transaction_status_follows_the_flow() {
     let h = harness();
-    let (_, body) = h
-        .post_json(
-            "/payment/4.3/transactionStatus",
-            &json!({"paymentToken": "unknown=="}),
-        )
-        .await;
+    let (_, body) = h.post_json("/payment/4.3/transactionStatus", &json!({"paymentToken": "unknown=="})).await;
     assert_eq!(body["respCode"], "2002");
     let resp = h.create_invoice("INV-TS").await;
     let token = resp.payment_token.unwrap();
-    let (_, body) = h
-        .post_json(
-            "/payment/4.3/transactionStatus",
-            &json!({"paymentToken": token}),
-        )
-        .await;
+    let (_, body) = h.post_json("/payment/4.3/transactionStatus", &json!({"paymentToken": token})).await;
     assert_eq!(body["respCode"], "2001");
     assert_eq!(body["invoiceNo"], "INV-TS");
-    h.sim
-        .control()
-        .pay(MID, "INV-TS", Outcome::Cancel)
-        .await
-        .unwrap();
-    let (_, body) = h
-        .post_json(
-            "/payment/4.3/transactionStatus",
-            &json!({"paymentToken": token}),
-        )
-        .await;
+    h.sim.control().pay(MID, "INV-TS", Outcome::Cancel).await.unwrap();
+    let (_, body) = h.post_json("/payment/4.3/transactionStatus", &json!({"paymentToken": token})).await;
     assert_eq!(body["respCode"], "2000");
     assert_eq!(body["channelCode"], "CC");
-    let (_, body) = h
-        .post_json("/payment/4.3/transactionStatus", &json!({}))
-        .await;
+    let (_, body) = h.post_json("/payment/4.3/transactionStatus", &json!({})).await;
     assert_eq!(unsigned_code(&body), "9005");
 }
 
@@ -927,44 +624,19 @@ async fn control_api_over_http() {
     let mut h = harness();
     h.create_invoice("INV-CTL").await;
     // Typos and bad JSON are refused.
-    let (status, _) = h
-        .post_json("/control/scenario", &json!({"dorp": true}))
-        .await;
+    let (status, _) = h.post_json("/control/scenario", &json!({"dorp": true})).await;
     assert_eq!(status, 400);
-    let (status, _) = h
-        .post_json(
-            "/control/scenario",
-            &json!({"invoiceNo": "INV-CTL", "drop": true}),
-        )
-        .await;
+    let (status, _) = h.post_json("/control/scenario", &json!({"invoiceNo": "INV-CTL", "drop": true})).await;
     assert_eq!(status, 400);
-    let resp = h
-        .http
-        .post(h.sim.url("/control/pay"))
-        .body("{")
-        .send()
-        .await
-        .unwrap();
+    let resp = h.http.post(h.sim.url("/control/pay")).body("{").send().await.unwrap();
     assert_eq!(resp.status(), 400);
-    let (status, _) = h
-        .post_json(
-            "/control/pay",
-            &json!({"merchantID": MID, "invoiceNo": "NOPE", "outcome": "success"}),
-        )
-        .await;
+    let (status, _) =
+        h.post_json("/control/pay", &json!({"merchantID": MID, "invoiceNo": "NOPE", "outcome": "success"})).await;
     assert_eq!(status, 404);
 
     // A global scenario, listed, then cleared by reset along with the ledger.
     h.scenario(json!({"pending_for_n": 1})).await;
-    let listed: Value = h
-        .http
-        .get(h.sim.url("/control/scenario"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let listed: Value = h.http.get(h.sim.url("/control/scenario")).send().await.unwrap().json().await.unwrap();
     assert_eq!(listed[0]["scenario"]["pending_for_n"], 1);
     let (status, report) = h
         .post_json(
@@ -975,48 +647,24 @@ async fn control_api_over_http() {
     assert_eq!(status, 200, "{report}");
     assert_eq!(report["respCode"], "4081");
     let delivered = h.recv.notification(Duration::from_secs(5)).await.unwrap();
-    assert_eq!(
-        verified_result(&delivered).resp_code.as_deref(),
-        Some("4081")
-    );
-    let ledger: Value = h
-        .http
-        .get(h.sim.url(&format!("/control/ledger/{MID}/INV-CTL")))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    assert_eq!(verified_result(&delivered).resp_code.as_deref(), Some("4081"));
+    let ledger: Value =
+        h.http.get(h.sim.url(&format!("/control/ledger/{MID}/INV-CTL"))).send().await.unwrap().json().await.unwrap();
     assert_eq!(ledger["status"], "3ds_fail");
     assert_eq!(ledger["amount"]["minor"], 100_000);
     assert_eq!(ledger["result"]["accountNo"], "520000XXXXXX0007");
     assert_eq!(ledger["notifications"][0]["delivered"], true);
     let (status, _) = h.post_json("/control/reset", &json!({})).await;
     assert_eq!(status, 200);
-    let gone = h
-        .http
-        .get(h.sim.url(&format!("/control/ledger/{MID}/INV-CTL")))
-        .send()
-        .await
-        .unwrap();
+    let gone = h.http.get(h.sim.url(&format!("/control/ledger/{MID}/INV-CTL"))).send().await.unwrap();
     assert_eq!(gone.status(), 404);
     assert!(h.sim.control().scenarios().is_empty());
     // After a reset the invoiceNo can be used again, and a reset abandons held notifications.
     h.create_invoice("INV-CTL").await;
     h.scenario(json!({"reorder": true})).await;
-    let report = h
-        .sim
-        .control()
-        .pay(MID, "INV-CTL", Outcome::Success)
-        .await
-        .unwrap();
+    let report = h.sim.control().pay(MID, "INV-CTL", Outcome::Success).await.unwrap();
     assert_eq!(report.delivery, Delivery::Held);
     h.sim.control().reset();
-    assert!(h
-        .recv
-        .notification(Duration::from_millis(300))
-        .await
-        .is_none());
+    assert!(h.recv.notification(Duration::from_millis(300)).await.is_none());
     h.sim.stop().await;
 }

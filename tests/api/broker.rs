@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use lapin::options::{
-    BasicConsumeOptions, ExchangeDeclareOptions, ExchangeDeleteOptions, QueueBindOptions,
-    QueueDeclareOptions, QueueDeleteOptions,
+    BasicConsumeOptions, ExchangeDeclareOptions, ExchangeDeleteOptions, QueueBindOptions, QueueDeclareOptions,
+    QueueDeleteOptions,
 };
 use lapin::types::FieldTable;
 use lapin::{Channel, Connection, ConnectionProperties, ExchangeKind};
@@ -24,47 +24,29 @@ use pgw_relay::metrics::Metrics;
 use pgw_relay::protocol::payment_result::PaymentResult;
 use pgw_relay::store::{now_ms, EventRow, ReplaySelector, Store, Timing};
 use secrecy::SecretString;
-use sqlx::Connection as _;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 const MERCHANT: &str = "JT01";
 
-fn amqp_url() -> String {
-    std::env::var("PGW_TEST_AMQP_URL")
-        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".to_string())
-}
-
-fn pg_admin_url() -> String {
-    std::env::var("PGW_TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string())
-}
+use crate::helpers::{self, amqp_url, Backend};
 
 fn unique(prefix: &str) -> String {
     format!("{prefix}-{}", uuid::Uuid::now_v7().simple())
 }
 
 fn timing() -> Timing {
-    Timing {
-        grace: Duration::from_secs(300),
-        payment_window: Duration::from_secs(1800),
-    }
+    Timing { grace: Duration::from_secs(300), payment_window: Duration::from_secs(1800) }
 }
 
 // ---------------------------------------------------------------------------------------------
 // Databases
 
-#[derive(Clone, Copy, Debug)]
-enum Backend {
-    Sqlite,
-    Postgres,
-}
-
+/// A migrated test database (dropped with it) and a store on it.
 struct TestDb {
     url: String,
     store: Store,
-    pg_name: Option<String>,
-    _dir: Option<tempfile::TempDir>,
+    _db: helpers::TestDb,
 }
 
 fn database_settings(url: &str) -> DatabaseSettings {
@@ -78,33 +60,10 @@ fn database_settings(url: &str) -> DatabaseSettings {
 
 impl TestDb {
     async fn new(backend: Backend) -> TestDb {
-        let (url, pg_name, dir) = match backend {
-            Backend::Sqlite => {
-                let dir = tempfile::tempdir().unwrap();
-                let url = format!("sqlite://{}", dir.path().join("relay.db").display());
-                (url, None, Some(dir))
-            }
-            Backend::Postgres => {
-                let name = unique("pgw_broker").replace('-', "_");
-                let mut admin = sqlx::PgConnection::connect(&pg_admin_url()).await.unwrap();
-                sqlx::query(&format!("CREATE DATABASE \"{name}\""))
-                    .execute(&mut admin)
-                    .await
-                    .unwrap();
-                admin.close().await.unwrap();
-                let mut url = url::Url::parse(&pg_admin_url()).unwrap();
-                url.set_path(&format!("/{name}"));
-                (url.to_string(), Some(name), None)
-            }
-        };
-        let store = Store::connect(&database_settings(&url)).await.unwrap();
+        let db = helpers::TestDb::new(backend).await;
+        let store = Store::connect(&database_settings(&db.url)).await.unwrap();
         store.migrate().await.unwrap();
-        TestDb {
-            url,
-            store,
-            pg_name,
-            _dir: dir,
-        }
+        TestDb { url: db.url.clone(), store, _db: db }
     }
 
     /// Another store on the same database (as a second replica would have).
@@ -113,15 +72,7 @@ impl TestDb {
     }
 
     async fn drop(self) {
-        let TestDb { store, pg_name, .. } = self;
-        drop(store);
-        if let Some(name) = pg_name {
-            let mut admin = sqlx::PgConnection::connect(&pg_admin_url()).await.unwrap();
-            sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
-                .execute(&mut admin)
-                .await
-                .unwrap();
-        }
+        drop(self);
     }
 }
 
@@ -142,12 +93,7 @@ async fn record(store: &Store, invoice: &str, code: &str, tran_ref: &str) {
     )
     .unwrap();
     let res = store
-        .record_observation(
-            obs,
-            Some(json),
-            Some(format!("{MERCHANT}/{invoice}/{code}/{tran_ref}")),
-            timing(),
-        )
+        .record_observation(obs, Some(json), Some(format!("{MERCHANT}/{invoice}/{code}/{tran_ref}")), timing())
         .await
         .unwrap();
     assert_eq!(res.events, 1, "the observation should write one event");
@@ -193,21 +139,9 @@ impl Relay {
         let shutdown = CancellationToken::new();
         let metrics = Metrics::new();
         let connection_name = settings.connection_name.clone();
-        let handle = Broker::spawn(
-            settings,
-            store,
-            metrics.clone(),
-            wake.clone(),
-            shutdown.clone(),
-            Duration::from_secs(2),
-        );
-        Relay {
-            handle,
-            wake,
-            shutdown,
-            metrics,
-            connection_name,
-        }
+        let handle =
+            Broker::spawn(settings, store, metrics.clone(), wake.clone(), shutdown.clone(), Duration::from_secs(2));
+        Relay { handle, wake, shutdown, metrics, connection_name }
     }
 
     async fn wait_connected(&self) {
@@ -220,26 +154,18 @@ impl Relay {
     }
 
     fn confirms(&self, result: &str) -> u64 {
-        self.metrics
-            .publish_confirms
-            .with_label_values(&[result])
-            .get()
+        self.metrics.publish_confirms.with_label_values(&[result]).get()
     }
 
     fn published(&self, event_type: &str) -> u64 {
-        self.metrics
-            .events_published
-            .with_label_values(&[event_type])
-            .get()
+        self.metrics.events_published.with_label_values(&[event_type]).get()
     }
 
     /// Requests shutdown and returns how long the relay took to stop.
     async fn stop(self) -> Duration {
         let started = Instant::now();
         self.shutdown.cancel();
-        tokio::time::timeout(Duration::from_secs(15), self.handle.stopped())
-            .await
-            .expect("the relay stops in time");
+        tokio::time::timeout(Duration::from_secs(15), self.handle.stopped()).await.expect("the relay stops in time");
         started.elapsed()
     }
 }
@@ -262,24 +188,20 @@ where
 // ---------------------------------------------------------------------------------------------
 // Test consumer
 
-struct Message {
-    routing_key: String,
-    properties: lapin::BasicProperties,
-    body: serde_json::Value,
-    at: Instant,
+pub(crate) struct Message {
+    pub(crate) routing_key: String,
+    pub(crate) properties: lapin::BasicProperties,
+    pub(crate) body: serde_json::Value,
+    pub(crate) at: Instant,
 }
 
 impl Message {
-    fn message_id(&self) -> String {
-        self.properties
-            .message_id()
-            .as_ref()
-            .map(|s| s.to_string())
-            .unwrap_or_default()
+    pub(crate) fn message_id(&self) -> String {
+        self.properties.message_id().as_ref().map(|s| s.to_string()).unwrap_or_default()
     }
 }
 
-struct TestBroker {
+pub(crate) struct TestBroker {
     connection: Connection,
     channel: Channel,
     exchange: String,
@@ -289,7 +211,7 @@ struct TestBroker {
 
 impl TestBroker {
     /// Declares `exchange` exactly as the relay does (durable topic, no arguments).
-    async fn new(exchange: &str) -> TestBroker {
+    pub(crate) async fn new(exchange: &str) -> TestBroker {
         let connection = Connection::connect(
             &amqp_url(),
             ConnectionProperties::default().with_connection_name(unique("test-consumer").into()),
@@ -301,33 +223,21 @@ impl TestBroker {
             .exchange_declare(
                 exchange.into(),
                 ExchangeKind::Topic,
-                ExchangeDeclareOptions {
-                    durable: true,
-                    ..ExchangeDeclareOptions::default()
-                },
+                ExchangeDeclareOptions { durable: true, ..ExchangeDeclareOptions::default() },
                 FieldTable::default(),
             )
             .await
             .unwrap();
-        TestBroker {
-            connection,
-            channel,
-            exchange: exchange.to_string(),
-            queue: unique("test-queue"),
-            consumer: None,
-        }
+        TestBroker { connection, channel, exchange: exchange.to_string(), queue: unique("test-queue"), consumer: None }
     }
 
     /// Declares the test queue, binds it with `payment.#` and starts consuming.
-    async fn bind(&mut self) {
+    pub(crate) async fn bind(&mut self) {
         self.channel
             .queue_declare(
                 self.queue.clone().into(),
                 // Gone with the test's connection even if the test fails half-way.
-                QueueDeclareOptions {
-                    auto_delete: true,
-                    ..QueueDeclareOptions::default()
-                },
+                QueueDeclareOptions { auto_delete: true, ..QueueDeclareOptions::default() },
                 FieldTable::default(),
             )
             .await
@@ -347,10 +257,7 @@ impl TestBroker {
             .basic_consume(
                 self.queue.clone().into(),
                 "".into(),
-                BasicConsumeOptions {
-                    no_ack: true,
-                    ..BasicConsumeOptions::default()
-                },
+                BasicConsumeOptions { no_ack: true, ..BasicConsumeOptions::default() },
                 FieldTable::default(),
             )
             .await
@@ -358,7 +265,7 @@ impl TestBroker {
         self.consumer = Some(consumer);
     }
 
-    async fn next(&mut self, within: Duration) -> Option<Message> {
+    pub(crate) async fn next(&mut self, within: Duration) -> Option<Message> {
         let consumer = self.consumer.as_mut().expect("bound");
         match tokio::time::timeout(within, consumer.next()).await {
             Ok(Some(Ok(d))) => Some(Message {
@@ -373,7 +280,7 @@ impl TestBroker {
     }
 
     /// Takes `n` messages (within `within`), then checks that nothing else arrives for `quiet`.
-    async fn take_exactly(&mut self, n: usize, within: Duration, quiet: Duration) -> Vec<Message> {
+    pub(crate) async fn take_exactly(&mut self, n: usize, within: Duration, quiet: Duration) -> Vec<Message> {
         let until = Instant::now() + within;
         let mut out = Vec::with_capacity(n);
         while out.len() < n {
@@ -384,11 +291,7 @@ impl TestBroker {
             }
         }
         if let Some(extra) = self.next(quiet).await {
-            panic!(
-                "unexpected extra message {} ({})",
-                extra.message_id(),
-                extra.routing_key
-            );
+            panic!("unexpected extra message {} ({})", extra.message_id(), extra.routing_key);
         }
         out
     }
@@ -399,10 +302,7 @@ impl TestBroker {
         let q = ch
             .queue_declare(
                 queue.into(),
-                QueueDeclareOptions {
-                    passive: true,
-                    ..QueueDeclareOptions::default()
-                },
+                QueueDeclareOptions { passive: true, ..QueueDeclareOptions::default() },
                 FieldTable::default(),
             )
             .await
@@ -411,21 +311,12 @@ impl TestBroker {
         q.message_count()
     }
 
-    async fn cleanup(self, extra_queues: &[&str]) {
+    pub(crate) async fn cleanup(self, extra_queues: &[&str]) {
         drop(self.consumer);
         for q in std::iter::once(self.queue.as_str()).chain(extra_queues.iter().copied()) {
-            let _ = self
-                .channel
-                .queue_delete(q.into(), QueueDeleteOptions::default())
-                .await;
+            let _ = self.channel.queue_delete(q.into(), QueueDeleteOptions::default()).await;
         }
-        let _ = self
-            .channel
-            .exchange_delete(
-                self.exchange.clone().into(),
-                ExchangeDeleteOptions::default(),
-            )
-            .await;
+        let _ = self.channel.exchange_delete(self.exchange.clone().into(), ExchangeDeleteOptions::default()).await;
         let _ = self.connection.close(200, "test done".into()).await;
     }
 }
@@ -447,10 +338,7 @@ fn closed_port_url() -> String {
 async fn rabbitmqctl(args: &[&str]) -> std::process::Output {
     let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
     tokio::task::spawn_blocking(move || {
-        std::process::Command::new("rabbitmqctl")
-            .args(&args)
-            .output()
-            .expect("rabbitmqctl runs")
+        std::process::Command::new("rabbitmqctl").args(&args).output().expect("rabbitmqctl runs")
     })
     .await
     .unwrap()
@@ -461,14 +349,9 @@ async fn close_connection_named(name: &str) {
     let needle = format!("\"connection_name\",\"{name}\"");
     let until = Instant::now() + Duration::from_secs(20);
     loop {
-        let out =
-            rabbitmqctl(&["-q", "list_connections", "name", "pid", "client_properties"]).await;
+        let out = rabbitmqctl(&["-q", "list_connections", "name", "pid", "client_properties"]).await;
         let text = String::from_utf8_lossy(&out.stdout);
-        let pid = text
-            .lines()
-            .find(|l| l.contains(&needle))
-            .and_then(|l| l.split('\t').nth(1))
-            .map(str::to_string);
+        let pid = text.lines().find(|l| l.contains(&needle)).and_then(|l| l.split('\t').nth(1)).map(str::to_string);
         if let Some(pid) = pid {
             let out = rabbitmqctl(&["-q", "close_connection", &pid, "test"]).await;
             assert!(
@@ -478,10 +361,7 @@ async fn close_connection_named(name: &str) {
             );
             return;
         }
-        assert!(
-            Instant::now() < until,
-            "connection {name} not listed by rabbitmqctl:\n{text}"
-        );
+        assert!(Instant::now() < until, "connection {name} not listed by rabbitmqctl:\n{text}");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
@@ -524,19 +404,14 @@ async fn one_observation_becomes_one_confirmed_message(backend: Backend) {
     let default_queue = unique("test.payments.all");
     let mut broker = TestBroker::new(&exchange).await;
     broker.bind().await;
-    let relay = Relay::start(
-        settings(&amqp_url(), &exchange, &default_queue),
-        db.store.clone(),
-    );
+    let relay = Relay::start(settings(&amqp_url(), &exchange, &default_queue), db.store.clone());
     relay.wait_connected().await;
 
     let invoice = unique("inv");
     let accepted = Instant::now();
     record(&db.store, &invoice, "0000", "T1").await;
     relay.wake.notify_one();
-    let messages = broker
-        .take_exactly(1, Duration::from_secs(10), Duration::from_millis(500))
-        .await;
+    let messages = broker.take_exactly(1, Duration::from_secs(10), Duration::from_millis(500)).await;
     let m = &messages[0];
     let latency = m.at - accepted;
     eprintln!("{backend:?}: record -> consumed in {latency:?}");
@@ -545,15 +420,9 @@ async fn one_observation_becomes_one_confirmed_message(backend: Backend) {
     let id = m.message_id();
     assert!(!id.is_empty());
     assert_eq!(m.routing_key, "payment.succeeded");
-    assert_eq!(
-        p.kind().as_ref().map(|s| s.as_str()),
-        Some("payment.succeeded")
-    );
+    assert_eq!(p.kind().as_ref().map(|s| s.as_str()), Some("payment.succeeded"));
     assert_eq!(*p.delivery_mode(), Some(2));
-    assert_eq!(
-        p.content_type().as_ref().map(|s| s.as_str()),
-        Some("application/cloudevents+json")
-    );
+    assert_eq!(p.content_type().as_ref().map(|s| s.as_str()), Some("application/cloudevents+json"));
     assert_eq!(p.app_id().as_ref().map(|s| s.as_str()), Some("pgw-relay"));
     let ts = p.timestamp().expect("timestamp set");
     let now = u64::try_from(chrono::Utc::now().timestamp()).unwrap();
@@ -575,24 +444,13 @@ async fn one_observation_becomes_one_confirmed_message(backend: Backend) {
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0].event_id, id);
     // The body on the wire is the stored body, byte for byte.
-    assert_eq!(
-        serde_json::from_str::<serde_json::Value>(&rows[0].body).unwrap(),
-        m.body
-    );
+    assert_eq!(serde_json::from_str::<serde_json::Value>(&rows[0].body).unwrap(), m.body);
     let store = db.store.clone();
-    wait_for(
-        "the row to be marked published",
-        Duration::from_secs(5),
-        || {
-            let store = store.clone();
-            let invoice = invoice.clone();
-            async move {
-                store.events_of(MERCHANT, &invoice).await.unwrap()[0]
-                    .published_at
-                    .is_some()
-            }
-        },
-    )
+    wait_for("the row to be marked published", Duration::from_secs(5), || {
+        let store = store.clone();
+        let invoice = invoice.clone();
+        async move { store.events_of(MERCHANT, &invoice).await.unwrap()[0].published_at.is_some() }
+    })
     .await;
     assert_eq!(relay.published("payment.succeeded"), 1);
     assert_eq!(relay.confirms("ack"), 1);
@@ -600,25 +458,17 @@ async fn one_observation_becomes_one_confirmed_message(backend: Backend) {
     assert_eq!(relay.metrics.broker_connected.get(), 1);
     // The relay declared and bound the default queue: it holds the event too.
     let depth_queue = default_queue.clone();
-    wait_for(
-        "the default queue to hold the event",
-        Duration::from_secs(5),
-        || {
-            let q = depth_queue.clone();
-            let b = &broker;
-            async move { b.depth(&q).await == 1 }
-        },
-    )
+    wait_for("the default queue to hold the event", Duration::from_secs(5), || {
+        let q = depth_queue.clone();
+        let b = &broker;
+        async move { b.depth(&q).await == 1 }
+    })
     .await;
     let m = relay.metrics.clone();
-    wait_for(
-        "the backlog gauge to reach 0",
-        Duration::from_secs(5),
-        || {
-            let m = m.clone();
-            async move { m.outbox_backlog.get() == 0 }
-        },
-    )
+    wait_for("the backlog gauge to reach 0", Duration::from_secs(5), || {
+        let m = m.clone();
+        async move { m.outbox_backlog.get() == 0 }
+    })
     .await;
 
     let took = relay.stop().await;
@@ -636,24 +486,17 @@ async fn events_wait_in_the_outbox_while_the_broker_is_unreachable(backend: Back
     let mut broker = TestBroker::new(&exchange).await;
     broker.bind().await;
 
-    let down = Relay::start(
-        settings(&closed_port_url(), &exchange, ""),
-        db.store.clone(),
-    );
+    let down = Relay::start(settings(&closed_port_url(), &exchange, ""), db.store.clone());
     let invoices: Vec<String> = (0..5).map(|_| unique("inv")).collect();
     for inv in &invoices {
         record(&db.store, inv, "0000", "T1").await;
         down.wake.notify_one();
     }
     let m = down.metrics.clone();
-    wait_for(
-        "the backlog gauge to show 5",
-        Duration::from_secs(5),
-        || {
-            let m = m.clone();
-            async move { m.outbox_backlog.get() == 5 }
-        },
-    )
+    wait_for("the backlog gauge to show 5", Duration::from_secs(5), || {
+        let m = m.clone();
+        async move { m.outbox_backlog.get() == 5 }
+    })
     .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(!down.handle.is_connected());
@@ -665,26 +508,17 @@ async fn events_wait_in_the_outbox_while_the_broker_is_unreachable(backend: Back
     assert!(rows.iter().all(|r| r.attempts == 0));
     let took = down.stop().await;
     eprintln!("{backend:?}: stop with the broker unreachable took {took:?}");
-    assert!(
-        took < Duration::from_secs(4),
-        "the flush bound is respected"
-    );
+    assert!(took < Duration::from_secs(4), "the flush bound is respected");
 
     let up = Relay::start(settings(&amqp_url(), &exchange, ""), db.store.clone());
     let started = Instant::now();
-    let messages = broker
-        .take_exactly(5, Duration::from_secs(10), Duration::from_millis(1000))
-        .await;
+    let messages = broker.take_exactly(5, Duration::from_secs(10), Duration::from_millis(1000)).await;
     eprintln!(
         "{backend:?}: 5 waiting events published {:?} after the new relay started",
         messages.last().unwrap().at - started
     );
     let ids = assert_unique_ids(&messages);
-    let stored: HashSet<String> = events(&db.store, &invoices)
-        .await
-        .into_iter()
-        .map(|r| r.event_id)
-        .collect();
+    let stored: HashSet<String> = events(&db.store, &invoices).await.into_iter().map(|r| r.event_id).collect();
     assert_eq!(ids, stored);
     assert!(up.handle.is_connected());
     up.stop().await;
@@ -710,9 +544,7 @@ async fn events_recorded_while_the_connection_is_down_go_out_after_reconnecting(
         record(&db.store, inv, "0000", "T1").await;
         relay.wake.notify_one();
     }
-    let mut messages = broker
-        .take_exactly(5, Duration::from_secs(10), Duration::from_millis(200))
-        .await;
+    let mut messages = broker.take_exactly(5, Duration::from_secs(10), Duration::from_millis(200)).await;
     assert_eq!(relay.metrics.broker_reconnects.get(), 0);
 
     close_connection_named(&relay.connection_name).await;
@@ -723,15 +555,8 @@ async fn events_recorded_while_the_connection_is_down_go_out_after_reconnecting(
         record(&db.store, inv, "0000", "T2").await;
         relay.wake.notify_one();
     }
-    messages.extend(
-        broker
-            .take_exactly(20, Duration::from_secs(20), Duration::from_millis(1000))
-            .await,
-    );
-    eprintln!(
-        "{backend:?}: connection closed -> 20 events published in {:?}",
-        messages.last().unwrap().at - closed_at
-    );
+    messages.extend(broker.take_exactly(20, Duration::from_secs(20), Duration::from_millis(1000)).await);
+    eprintln!("{backend:?}: connection closed -> 20 events published in {:?}", messages.last().unwrap().at - closed_at);
     assert!(relay.metrics.broker_reconnects.get() >= 1);
     assert!(relay.handle.is_connected());
     let ids = assert_unique_ids(&messages);
@@ -739,20 +564,11 @@ async fn events_recorded_while_the_connection_is_down_go_out_after_reconnecting(
     let rows = events(&db.store, &all).await;
     assert_eq!(ids, rows.iter().map(|r| r.event_id.clone()).collect());
     let store = db.store.clone();
-    wait_for(
-        "every row to be marked published",
-        Duration::from_secs(5),
-        || {
-            let store = store.clone();
-            let all = all.clone();
-            async move {
-                events(&store, &all)
-                    .await
-                    .iter()
-                    .all(|r| r.published_at.is_some())
-            }
-        },
-    )
+    wait_for("every row to be marked published", Duration::from_secs(5), || {
+        let store = store.clone();
+        let all = all.clone();
+        async move { events(&store, &all).await.iter().all(|r| r.published_at.is_some()) }
+    })
     .await;
     relay.stop().await;
     broker.cleanup(&[]).await;
@@ -788,46 +604,22 @@ async fn unroutable_events_stay_unpublished_until_a_queue_is_bound(backend: Back
     tokio::time::sleep(Duration::from_secs(2)).await;
     let returned = relay.confirms("returned");
     eprintln!("{backend:?}: {returned} returns of 3 unroutable events in ~2 s");
-    assert!(
-        returned <= 3 * 8,
-        "unroutable events are retried with backoff"
-    );
-    assert!(
-        relay.handle.is_connected(),
-        "a return does not drop the connection"
-    );
+    assert!(returned <= 3 * 8, "unroutable events are retried with backoff");
+    assert!(relay.handle.is_connected(), "a return does not drop the connection");
 
     let bound_at = Instant::now();
     broker.bind().await;
-    let messages = broker
-        .take_exactly(3, Duration::from_secs(10), Duration::from_millis(1000))
-        .await;
-    eprintln!(
-        "{backend:?}: queue bound -> 3 events published in {:?}",
-        messages.last().unwrap().at - bound_at
-    );
+    let messages = broker.take_exactly(3, Duration::from_secs(10), Duration::from_millis(1000)).await;
+    eprintln!("{backend:?}: queue bound -> 3 events published in {:?}", messages.last().unwrap().at - bound_at);
     let ids = assert_unique_ids(&messages);
-    let stored: HashSet<String> = events(&db.store, &invoices)
-        .await
-        .into_iter()
-        .map(|r| r.event_id)
-        .collect();
+    let stored: HashSet<String> = events(&db.store, &invoices).await.into_iter().map(|r| r.event_id).collect();
     assert_eq!(ids, stored);
     let store = db.store.clone();
-    wait_for(
-        "every row to be marked published",
-        Duration::from_secs(5),
-        || {
-            let store = store.clone();
-            let invoices = invoices.clone();
-            async move {
-                events(&store, &invoices)
-                    .await
-                    .iter()
-                    .all(|r| r.published_at.is_some() && r.attempts >= 2)
-            }
-        },
-    )
+    wait_for("every row to be marked published", Duration::from_secs(5), || {
+        let store = store.clone();
+        let invoices = invoices.clone();
+        async move { events(&store, &invoices).await.iter().all(|r| r.published_at.is_some() && r.attempts >= 2) }
+    })
     .await;
     relay.stop().await;
     broker.cleanup(&[]).await;
@@ -851,9 +643,7 @@ async fn replayed_events_are_published_again_with_the_same_ids(backend: Backend)
     record(&db.store, &invoice, "0000", "T1").await;
     record(&db.store, &other, "0000", "T9").await;
     relay.wake.notify_one();
-    let first = broker
-        .take_exactly(3, Duration::from_secs(10), Duration::from_millis(300))
-        .await;
+    let first = broker.take_exactly(3, Duration::from_secs(10), Duration::from_millis(300)).await;
     let first_ids: HashMap<String, String> = first
         .iter()
         .filter(|m| m.body["subject"] == invoice.as_str())
@@ -861,39 +651,22 @@ async fn replayed_events_are_published_again_with_the_same_ids(backend: Backend)
         .collect();
     assert_eq!(first_ids.len(), 2);
     let store = db.store.clone();
-    wait_for(
-        "every row to be marked published",
-        Duration::from_secs(5),
-        || {
-            let store = store.clone();
-            let all = vec![invoice.clone(), other.clone()];
-            async move {
-                events(&store, &all)
-                    .await
-                    .iter()
-                    .all(|r| r.published_at.is_some())
-            }
-        },
-    )
+    wait_for("every row to be marked published", Duration::from_secs(5), || {
+        let store = store.clone();
+        let all = vec![invoice.clone(), other.clone()];
+        async move { events(&store, &all).await.iter().all(|r| r.published_at.is_some()) }
+    })
     .await;
 
     let replayed = db
         .store
-        .replay(ReplaySelector::Invoice {
-            merchant_id: MERCHANT.to_string(),
-            invoice_no: invoice.clone(),
-        })
+        .replay(ReplaySelector::Invoice { merchant_id: MERCHANT.to_string(), invoice_no: invoice.clone() })
         .await
         .unwrap();
     assert_eq!(replayed, 2);
     relay.wake.notify_one();
-    let again = broker
-        .take_exactly(2, Duration::from_secs(10), Duration::from_millis(1000))
-        .await;
-    let again_ids: HashMap<String, String> = again
-        .iter()
-        .map(|m| (m.message_id(), m.routing_key.clone()))
-        .collect();
+    let again = broker.take_exactly(2, Duration::from_secs(10), Duration::from_millis(1000)).await;
+    let again_ids: HashMap<String, String> = again.iter().map(|m| (m.message_id(), m.routing_key.clone())).collect();
     assert_eq!(again_ids, first_ids, "the same ids and types, nothing else");
     // In order: pending (sequence 1) before succeeded (sequence 2).
     assert_eq!(again[0].body["data"]["sequence"], 1);
@@ -940,21 +713,12 @@ async fn two_relays_on_one_postgres_database_publish_each_event_once() {
         w.await.unwrap();
     }
     let recorded = started.elapsed();
-    let messages = broker
-        .take_exactly(EVENTS, Duration::from_secs(60), Duration::from_secs(2))
-        .await;
+    let messages = broker.take_exactly(EVENTS, Duration::from_secs(60), Duration::from_secs(2)).await;
     let took = messages.last().unwrap().at - started;
     let ids = assert_unique_ids(&messages);
-    let stored: HashSet<String> = events(&db.store, &invoices)
-        .await
-        .into_iter()
-        .map(|r| r.event_id)
-        .collect();
+    let stored: HashSet<String> = events(&db.store, &invoices).await.into_iter().map(|r| r.event_id).collect();
     assert_eq!(ids, stored);
-    let (pa, pb) = (
-        a.published("payment.succeeded"),
-        b.published("payment.succeeded"),
-    );
+    let (pa, pb) = (a.published("payment.succeeded"), b.published("payment.succeeded"));
     eprintln!(
         "two relays: {EVENTS} events recorded in {recorded:?}, all consumed after {took:?}; \
          relay A published {pa}, relay B {pb}"
@@ -988,9 +752,7 @@ async fn shutdown_flushes_events_recorded_before_it() {
     }
     let took = relay.stop().await;
     eprintln!("shutdown with 10 events waiting took {took:?}");
-    let messages = broker
-        .take_exactly(10, Duration::from_secs(5), Duration::from_millis(300))
-        .await;
+    let messages = broker.take_exactly(10, Duration::from_secs(5), Duration::from_millis(300)).await;
     assert_unique_ids(&messages);
     let rows = events(&db.store, &invoices).await;
     assert!(rows.iter().all(|r| r.published_at.is_some()));
@@ -1011,15 +773,8 @@ async fn nacked_events_stay_unpublished_until_the_broker_accepts_them() {
     let full = unique("test-full");
     let mut args = FieldTable::default();
     args.insert("x-max-length".into(), lapin::types::AMQPValue::LongInt(0));
-    args.insert(
-        "x-overflow".into(),
-        lapin::types::AMQPValue::LongString("reject-publish".into()),
-    );
-    broker
-        .channel
-        .queue_declare(full.clone().into(), QueueDeclareOptions::default(), args)
-        .await
-        .unwrap();
+    args.insert("x-overflow".into(), lapin::types::AMQPValue::LongString("reject-publish".into()));
+    broker.channel.queue_declare(full.clone().into(), QueueDeclareOptions::default(), args).await.unwrap();
     broker
         .channel
         .queue_bind(
@@ -1048,50 +803,27 @@ async fn nacked_events_stay_unpublished_until_the_broker_accepts_them() {
     let rows = events(&db.store, &invoices).await;
     assert!(rows.iter().all(|r| r.published_at.is_none()));
     assert_eq!(relay.published("payment.succeeded"), 0);
-    assert!(
-        relay.handle.is_connected(),
-        "a nack does not drop the connection"
-    );
+    assert!(relay.handle.is_connected(), "a nack does not drop the connection");
 
     // Remove the refusing queue: the retries are accepted.
-    broker
-        .channel
-        .queue_delete(full.clone().into(), QueueDeleteOptions::default())
-        .await
-        .unwrap();
+    broker.channel.queue_delete(full.clone().into(), QueueDeleteOptions::default()).await.unwrap();
     let removed_at = Instant::now();
     // The good queue got a copy of each nacked attempt (the broker nacks when any queue
     // refuses), so count distinct ids until the rows are marked published.
     let store = db.store.clone();
     let all = invoices.clone();
-    wait_for(
-        "every row to be marked published",
-        Duration::from_secs(10),
-        || {
-            let store = store.clone();
-            let all = all.clone();
-            async move {
-                events(&store, &all)
-                    .await
-                    .iter()
-                    .all(|r| r.published_at.is_some())
-            }
-        },
-    )
+    wait_for("every row to be marked published", Duration::from_secs(10), || {
+        let store = store.clone();
+        let all = all.clone();
+        async move { events(&store, &all).await.iter().all(|r| r.published_at.is_some()) }
+    })
     .await;
-    eprintln!(
-        "refusing queue removed -> 3 nacked events published in {:?}",
-        removed_at.elapsed()
-    );
+    eprintln!("refusing queue removed -> 3 nacked events published in {:?}", removed_at.elapsed());
     let mut ids = HashSet::new();
     while let Some(m) = broker.next(Duration::from_millis(500)).await {
         ids.insert(m.message_id());
     }
-    let stored: HashSet<String> = events(&db.store, &invoices)
-        .await
-        .into_iter()
-        .map(|r| r.event_id)
-        .collect();
+    let stored: HashSet<String> = events(&db.store, &invoices).await.into_iter().map(|r| r.event_id).collect();
     assert_eq!(ids, stored);
     assert_eq!(relay.published("payment.succeeded"), 3);
     relay.stop().await;
@@ -1153,12 +885,7 @@ impl Proxy {
                 ps.lock().unwrap().extend([up, down]);
             }
         });
-        Proxy {
-            port,
-            blackhole,
-            pumps,
-            acceptor,
-        }
+        Proxy { port, blackhole, pumps, acceptor }
     }
 
     fn url(&self) -> String {
@@ -1166,16 +893,14 @@ impl Proxy {
     }
 
     fn blackhole(&self) {
-        self.blackhole
-            .store(true, std::sync::atomic::Ordering::SeqCst);
+        self.blackhole.store(true, std::sync::atomic::Ordering::SeqCst);
     }
 
     fn heal(&self) {
         for pump in self.pumps.lock().unwrap().drain(..) {
             pump.abort();
         }
-        self.blackhole
-            .store(false, std::sync::atomic::Ordering::SeqCst);
+        self.blackhole.store(false, std::sync::atomic::Ordering::SeqCst);
     }
 }
 
@@ -1195,10 +920,8 @@ async fn confirms_that_never_come_time_out_and_the_relay_reconnects() {
     let mut broker = TestBroker::new(&exchange).await;
     broker.bind().await;
     let upstream = url::Url::parse(&amqp_url()).unwrap();
-    let upstream = std::net::SocketAddr::new(
-        upstream.host_str().unwrap().parse().unwrap(),
-        upstream.port().unwrap_or(5672),
-    );
+    let upstream =
+        std::net::SocketAddr::new(upstream.host_str().unwrap().parse().unwrap(), upstream.port().unwrap_or(5672));
     let proxy = Proxy::start(upstream).await;
     let mut s = settings(&proxy.url(), &exchange, "");
     s.operation_timeout = Duration::from_millis(1000);
@@ -1210,9 +933,7 @@ async fn confirms_that_never_come_time_out_and_the_relay_reconnects() {
         record(&db.store, inv, "0000", "T1").await;
         relay.wake.notify_one();
     }
-    let mut messages = broker
-        .take_exactly(3, Duration::from_secs(10), Duration::from_millis(200))
-        .await;
+    let mut messages = broker.take_exactly(3, Duration::from_secs(10), Duration::from_millis(200)).await;
 
     proxy.blackhole();
     let during: Vec<String> = (0..5).map(|_| unique("inv")).collect();
@@ -1227,14 +948,10 @@ async fn confirms_that_never_come_time_out_and_the_relay_reconnects() {
     })
     .await;
     let h = relay.handle.clone();
-    wait_for(
-        "the relay to report the broker down",
-        Duration::from_secs(5),
-        || {
-            let h = h.clone();
-            async move { !h.is_connected() }
-        },
-    )
+    wait_for("the relay to report the broker down", Duration::from_secs(5), || {
+        let h = h.clone();
+        async move { !h.is_connected() }
+    })
     .await;
     let rows = events(&db.store, &during).await;
     assert!(rows.iter().all(|r| r.published_at.is_none()));
@@ -1244,22 +961,11 @@ async fn confirms_that_never_come_time_out_and_the_relay_reconnects() {
 
     let healed_at = Instant::now();
     proxy.heal();
-    messages.extend(
-        broker
-            .take_exactly(5, Duration::from_secs(20), Duration::from_millis(1000))
-            .await,
-    );
-    eprintln!(
-        "network healed -> 5 events published in {:?}",
-        messages.last().unwrap().at - healed_at
-    );
+    messages.extend(broker.take_exactly(5, Duration::from_secs(20), Duration::from_millis(1000)).await);
+    eprintln!("network healed -> 5 events published in {:?}", messages.last().unwrap().at - healed_at);
     let ids = assert_unique_ids(&messages);
     let all: Vec<String> = before.iter().chain(&during).cloned().collect();
-    let stored: HashSet<String> = events(&db.store, &all)
-        .await
-        .into_iter()
-        .map(|r| r.event_id)
-        .collect();
+    let stored: HashSet<String> = events(&db.store, &all).await.into_iter().map(|r| r.event_id).collect();
     assert_eq!(ids, stored);
     assert!(relay.metrics.broker_reconnects.get() >= 1);
     relay.stop().await;
