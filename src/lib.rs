@@ -3,8 +3,10 @@
 //!
 //! Layout: [`protocol`] (2C2P wire format) → [`domain`] (money, state machine, events) →
 //! [`store`] (SQLite / PostgreSQL) → [`broker`] (outbox relay to RabbitMQ); [`http`] serves the
-//! public and internal listeners; [`reconcile`] settles invoices through [`gateway`].
+//! public and internal listeners; [`reconcile`] settles invoices through [`gateway`]; [`sim`] is
+//! pgw-sim, the gateway simulator.
 
+pub mod broker;
 pub mod config;
 pub mod domain;
 pub mod gateway;
@@ -12,6 +14,7 @@ pub mod http;
 pub mod metrics;
 pub mod protocol;
 pub mod reconcile;
+pub mod sim;
 pub mod startup;
 pub mod store;
 pub mod telemetry;

@@ -16,6 +16,7 @@ use std::num::NonZeroU32;
 use governor::{Quota, RateLimiter};
 use tokio::task::JoinHandle;
 
+use crate::broker::{Broker, BrokerHandle};
 use crate::config::Config;
 use crate::gateway::GatewayClient;
 use crate::http::{self, AppState};
@@ -32,6 +33,8 @@ pub struct Application {
     state: AppState,
     shutdown: CancellationToken,
     background: Vec<JoinHandle<()>>,
+    broker: BrokerHandle,
+    broker_shutdown: CancellationToken,
 }
 
 impl Application {
@@ -51,12 +54,24 @@ impl Application {
         let fr = &settings.frontend_return;
         let quota = Quota::per_second(NonZeroU32::new(fr.inquiries_per_second).unwrap_or(NonZeroU32::MIN))
             .allow_burst(NonZeroU32::new(fr.burst).unwrap_or(NonZeroU32::MIN));
+        let outbox_wake = Arc::new(Notify::new());
+        // The relay outlives the listeners: it stops after them, flushing what they accepted.
+        let broker_shutdown = CancellationToken::new();
+        let broker = Broker::spawn(
+            settings.broker.clone(),
+            store.clone(),
+            metrics.clone(),
+            outbox_wake.clone(),
+            broker_shutdown.clone(),
+            settings.server.shutdown_timeout,
+        );
+        let broker_probe = broker.clone();
         let state = AppState {
             config: config.clone(),
             store,
             metrics,
-            outbox_wake: Arc::new(Notify::new()),
-            broker_status: Arc::new(|| false),
+            outbox_wake,
+            broker_status: Arc::new(move || broker_probe.is_connected()),
             draining: Arc::new(AtomicBool::new(false)),
             gateway,
             reconciler: reconciler.clone(),
@@ -104,7 +119,17 @@ impl Application {
         if config.merchants.is_empty() {
             tracing::warn!("no merchants are configured: every backend notification will be rejected");
         }
-        Ok(Application { public_addr, internal_addr, public, internal, state, shutdown, background })
+        Ok(Application {
+            public_addr,
+            internal_addr,
+            public,
+            internal,
+            state,
+            shutdown,
+            background,
+            broker,
+            broker_shutdown,
+        })
     }
 
     /// The bound public address.
@@ -129,7 +154,7 @@ impl Application {
 
     /// Serves until the shutdown token is cancelled, then drains.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        let Application { public, internal, state, shutdown, background, .. } = self;
+        let Application { public, internal, state, shutdown, background, broker, broker_shutdown, .. } = self;
         let public_handle = public.handle();
         let internal_handle = internal.handle();
         let public_task = tokio::spawn(public);
@@ -139,8 +164,13 @@ impl Application {
         drain(&state, &public_handle, &internal_handle).await;
         let _ = public_task.await;
         let _ = internal_task.await;
+        let bound = state.config.settings.server.shutdown_timeout;
         for task in background {
-            let _ = tokio::time::timeout(state.config.settings.server.shutdown_timeout, task).await;
+            let _ = tokio::time::timeout(bound, task).await;
+        }
+        broker_shutdown.cancel();
+        if tokio::time::timeout(bound + std::time::Duration::from_secs(5), broker.stopped()).await.is_err() {
+            tracing::warn!("the outbox relay did not stop in time");
         }
         tracing::info!("pgw-relay stopped");
         Ok(())

@@ -56,7 +56,10 @@ impl AppState {
 
 /// Routes of the public listener.
 pub fn public_routes(cfg: &mut actix_web::web::ServiceConfig) {
-    cfg.route("/2c2p/backend-notification", actix_web::web::post().to(notification::backend_notification));
+    use actix_web::web;
+    cfg.route("/2c2p/backend-notification", web::post().to(notification::backend_notification))
+        .route("/2c2p/frontend-return", web::get().to(frontend_return::frontend_return))
+        .route("/2c2p/frontend-return", web::post().to(frontend_return::frontend_return));
 }
 
 /// Routes of the internal listener.
@@ -68,7 +71,10 @@ pub fn internal_routes(cfg: &mut actix_web::web::ServiceConfig) {
         .service(
             web::scope("/v1")
                 .wrap(actix_web::middleware::from_fn(auth::require_bearer))
+                .route("/payment-tokens", web::post().to(payment_tokens::create_payment_token))
+                .route("/invoices", web::post().to(payment_tokens::register_invoice))
                 .route("/invoices/{merchant_id}/{invoice_no}", web::get().to(internal::get_invoice))
+                .route("/invoices/{merchant_id}/{invoice_no}/reconcile", web::post().to(payment_tokens::reconcile_now))
                 .route("/events/replay", web::post().to(internal::replay_events)),
         );
 }

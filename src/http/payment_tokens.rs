@@ -6,7 +6,7 @@ use chrono::{NaiveDateTime, TimeZone};
 use serde_json::{Map, Value};
 
 use crate::config::Merchant;
-use crate::domain::money::Money;
+use crate::domain::money::{Money, MoneyError};
 use crate::domain::observation::valid_invoice_no;
 use crate::gateway::GatewayError;
 use crate::http::error::ApiError;
@@ -59,7 +59,10 @@ fn amount(fields: &Map<String, Value>) -> Result<Money, ApiError> {
         Some(Value::Number(n)) => n.to_string(),
         _ => return Err(invalid("amount", "is required (a number or a decimal string)")),
     };
-    let money = Money::parse_major(&text, currency).map_err(|e| invalid("amount", &e.to_string()))?;
+    let money = Money::parse_major(&text, currency).map_err(|e| match e {
+        MoneyError::UnknownCurrency(_) => invalid("currencyCode", "is not a supported ISO 4217 currency"),
+        other => invalid("amount", &other.to_string()),
+    })?;
     if money.minor == 0 {
         return Err(invalid("amount", "must be greater than zero"));
     }

@@ -16,6 +16,22 @@ pub const REAL_MERCHANT: &str = "702702000001875";
 pub const REAL_KEY: &str = "33949FCDF8791E4DC33E186BA30C93232870F093CCC2D4CCC4CE215B819B6550";
 pub const API_TOKEN: &str = "test-internal-token";
 
+/// The broker tests publish to.
+pub fn amqp_url() -> String {
+    std::env::var("PGW_TEST_AMQP_URL").unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".to_string())
+}
+
+/// A loopback port nothing listens on right now.
+pub fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.local_addr().expect("addr").port()
+}
+
+/// A unique exchange name for one test.
+pub fn test_exchange() -> String {
+    format!("pgw.test.{}", uuid::Uuid::now_v7().simple())
+}
+
 /// Which store a test runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -90,11 +106,26 @@ pub struct Options {
     pub db_url: Option<String>,
     /// `database.migrate_on_start`.
     pub migrate: bool,
+    /// Publish to this exchange on the real RabbitMQ (no default queue); `None` points the relay at
+    /// a closed port so tests that do not look at events leave nothing on the broker.
+    pub exchange: Option<String>,
+    /// Extra keys for merchant JT01.
+    pub jt01_extra: String,
+    /// Bind the public listener here instead of a free port.
+    pub public_port: Option<u16>,
 }
 
 impl Options {
     pub fn new(backend: Backend) -> Self {
-        Options { backend, extra_toml: String::new(), db_url: None, migrate: true }
+        Options {
+            backend,
+            extra_toml: String::new(),
+            db_url: None,
+            migrate: true,
+            exchange: None,
+            jt01_extra: String::new(),
+            public_port: None,
+        }
     }
 }
 
@@ -140,7 +171,7 @@ pub async fn spawn_app(opts: Options) -> TestApp {
     let toml = format!(
         r#"
 [server]
-public_addr = "127.0.0.1:0"
+public_addr = "127.0.0.1:{public_port}"
 internal_addr = "127.0.0.1:0"
 shutdown_timeout = "5s"
 
@@ -152,7 +183,10 @@ url = "{db_url}"
 migrate_on_start = {migrate}
 
 [broker]
-url = "amqp://guest:guest@127.0.0.1:5672/%2f"
+url = "{broker_url}"
+exchange = "{exchange}"
+default_queue = ""
+connection_name = "pgw-relay-test"
 
 [internal_api]
 tokens = ["{API_TOKEN}"]
@@ -162,6 +196,7 @@ id = "JT01"
 secret_key = "{JT01_KEY}"
 timezone = "+08:00"
 result_url = "https://shop.example/payment/result"
+{jt01_extra}
 
 [[merchants]]
 id = "{REAL_MERCHANT}"
@@ -170,6 +205,14 @@ timezone = "+08:00"
 {extra}
 "#,
         extra = opts.extra_toml,
+        public_port = opts.public_port.unwrap_or(0),
+        broker_url = if opts.exchange.is_some() {
+            amqp_url()
+        } else {
+            format!("amqp://guest:guest@127.0.0.1:{}/%2f", free_port())
+        },
+        exchange = opts.exchange.clone().unwrap_or_else(|| "pgw.payments.unused".into()),
+        jt01_extra = opts.jt01_extra,
         migrate = opts.migrate
     );
     std::fs::write(&file, toml).expect("write config");

@@ -1,8 +1,13 @@
 //! Integration tests: the real service on free loopback ports against real SQLite and PostgreSQL
 //! (and RabbitMQ / pgw-sim where a test needs them), driven over HTTP.
 
+mod broker;
 mod cli;
 mod deploy_metrics;
+mod frontend_returns;
 mod helpers;
 mod internal_api;
+mod invoices;
 mod notifications;
+mod seed_flow;
+mod sim;
