@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use futures_util::StreamExt;
 use lapin::options::{BasicConsumeOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions};
-use lapin::types::FieldTable;
+use lapin::types::{AMQPValue, FieldTable, ShortString};
 use lapin::{Connection, ConnectionProperties, ExchangeKind};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -40,46 +40,65 @@ pub struct Subscription {
     task: JoinHandle<anyhow::Result<Received>>,
 }
 
-/// How long to wait for the service's publisher to declare the exchange.
-const EXCHANGE_WAIT: Duration = Duration::from_secs(15);
+/// A queue that takes every event and keeps none (`x-max-length = 0`): the service's publisher
+/// runs as in production (routed, confirmed) while nothing accumulates and nothing is consumed
+/// in this process.
+pub struct Sink {
+    connection: Connection,
+}
 
-/// Binds a new exclusive queue to `exchange` and starts consuming. The exchange must exist
-/// (the service declares it when its publisher connects); this waits a while for it.
-pub async fn subscribe(url: String, exchange: String, prefix: String) -> anyhow::Result<Subscription> {
-    let (exchange, wait) = (exchange.as_str(), EXCHANGE_WAIT);
-    let connection = Connection::connect(&url, ConnectionProperties::default().with_connection_name("pgw-bench".into()))
+impl Sink {
+    pub async fn bind(url: &str, exchange: &str) -> anyhow::Result<Sink> {
+        let mut arguments = FieldTable::default();
+        arguments.insert("x-max-length".into(), AMQPValue::LongInt(0));
+        let (connection, _, _) = bind_queue(url, exchange, arguments).await?;
+        Ok(Sink { connection })
+    }
+
+    pub async fn close(self) {
+        let _ = self.connection.close(200, "done".into()).await;
+    }
+}
+
+/// Connects and binds a new exclusive queue to `exchange` with `payment.#`. The exchange must
+/// exist: wait until the service's publisher is connected (it declares the exchange first).
+async fn bind_queue(
+    url: &str,
+    exchange: &str,
+    arguments: FieldTable,
+) -> anyhow::Result<(Connection, lapin::Channel, ShortString)> {
+    let connection = Connection::connect(url, ConnectionProperties::default().with_connection_name("pgw-bench".into()))
         .await
         .context("cannot connect to RabbitMQ")?;
-    let give_up = Instant::now() + wait;
-    let channel = loop {
-        let channel = connection.create_channel().await.context("cannot open an AMQP channel")?;
-        let passive = ExchangeDeclareOptions { passive: true, ..Default::default() };
-        match channel.exchange_declare(exchange.into(), ExchangeKind::Topic, passive, FieldTable::default()).await {
-            Ok(()) => break channel,
-            Err(_) if Instant::now() < give_up => tokio::time::sleep(Duration::from_millis(200)).await,
-            Err(e) => {
-                anyhow::bail!(
-                    "exchange `{exchange}` does not exist after {wait:?} ({e}); does this build publish the outbox?"
-                )
-            }
-        }
-    };
-    let queue = channel
-        .queue_declare(
-            "".into(),
-            QueueDeclareOptions { exclusive: true, auto_delete: true, ..Default::default() },
+    let channel = connection.create_channel().await.context("cannot open an AMQP channel")?;
+    let passive = ExchangeDeclareOptions { passive: true, ..Default::default() };
+    channel
+        .exchange_declare(exchange.into(), ExchangeKind::Topic, passive, FieldTable::default())
+        .await
+        .with_context(|| format!("exchange `{exchange}` does not exist"))?;
+    let options = QueueDeclareOptions { exclusive: true, auto_delete: true, ..Default::default() };
+    let queue = channel.queue_declare("".into(), options, arguments).await.context("cannot declare a queue")?;
+    let name = queue.name().clone();
+    channel
+        .queue_bind(
+            name.clone(),
+            exchange.into(),
+            "payment.#".into(),
+            QueueBindOptions::default(),
             FieldTable::default(),
         )
         .await
-        .context("cannot declare the consumer queue")?;
-    let queue_name = queue.name().clone();
-    channel
-        .queue_bind(queue_name.clone(), exchange.into(), "payment.#".into(), QueueBindOptions::default(), FieldTable::default())
-        .await
-        .context("cannot bind the consumer queue")?;
+        .context("cannot bind the queue")?;
+    Ok((connection, channel, name))
+}
+
+/// Binds a new exclusive queue to `exchange` and consumes it, keeping the messages of this run
+/// (invoice numbers starting with `prefix`).
+pub async fn subscribe(url: String, exchange: String, prefix: String) -> anyhow::Result<Subscription> {
+    let (connection, channel, queue) = bind_queue(&url, &exchange, FieldTable::default()).await?;
     let mut consumer = channel
         .basic_consume(
-            queue_name,
+            queue,
             "pgw-bench".into(),
             BasicConsumeOptions { no_ack: true, exclusive: true, ..Default::default() },
             FieldTable::default(),
@@ -158,8 +177,7 @@ fn check(delivery: &lapin::message::Delivery, prefix: &str) -> Check {
     let Ok(body) = serde_json::from_slice::<serde_json::Value>(&delivery.data) else {
         return Check::Foreign;
     };
-    let Some(index) = body["subject"].as_str().and_then(|s| s.strip_prefix(prefix)).and_then(|n| n.parse().ok())
-    else {
+    let Some(index) = body["subject"].as_str().and_then(|s| s.strip_prefix(prefix)).and_then(|n| n.parse().ok()) else {
         return Check::Foreign;
     };
     let routing_key = delivery.routing_key.as_str();

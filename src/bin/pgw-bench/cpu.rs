@@ -9,9 +9,11 @@ use serde::Serialize;
 
 /// Thread-name prefixes (as the kernel truncates them, 15 bytes) and the group they belong to.
 const GROUPS: &[(&str, &str)] = &[
-    ("actix-rt|system", "http workers"),
+    ("actix-server wo", "http workers"),
+    ("actix-server ac", "http acceptors"),
     ("relay-rt", "relay runtime"),
     ("sqlx-sqlite-wor", "sqlite threads"),
+    ("lapin-io-loop", "amqp io"),
     ("bench-load", "load generator"),
 ];
 
@@ -24,8 +26,8 @@ pub const LOAD_THREAD_NAME: &str = "bench-load";
 #[derive(Debug, Clone)]
 pub struct Snapshot {
     at: Instant,
-    /// Per thread id: (group, ticks).
-    threads: BTreeMap<u32, (&'static str, u64)>,
+    /// Per thread id: (group, user ticks, system ticks).
+    threads: BTreeMap<u32, (&'static str, u64, u64)>,
     machine: Option<MachineTicks>,
 }
 
@@ -43,6 +45,8 @@ pub struct Usage {
     pub cpus: usize,
     /// This process, per thread group.
     pub process: BTreeMap<String, f64>,
+    /// The part of `process` spent in the kernel (system calls, wake-ups, I/O).
+    pub process_kernel: BTreeMap<String, f64>,
     pub process_total: f64,
     /// Every process on the machine, busy.
     pub machine_busy: f64,
@@ -62,8 +66,8 @@ impl Snapshot {
                     continue;
                 };
                 if let Ok(text) = std::fs::read_to_string(entry.path().join("stat")) {
-                    if let Some((name, ticks)) = parse_thread_stat(&text) {
-                        threads.insert(tid, (group_of(&name), ticks));
+                    if let Some((name, user, system)) = parse_thread_stat(&text) {
+                        threads.insert(tid, (group_of(&name), user, system));
                     }
                 }
             }
@@ -77,12 +81,14 @@ impl Snapshot {
         let wall = later.at.duration_since(self.at).max(Duration::from_millis(1)).as_secs_f64();
         let hz = ticks_per_second();
         let cores = |ticks: u64| ticks as f64 / hz / wall;
-        let mut per_group: BTreeMap<String, u64> = BTreeMap::new();
-        for (tid, (group, ticks)) in &later.threads {
-            let before = self.threads.get(tid).map(|(_, t)| *t).unwrap_or(0);
-            *per_group.entry((*group).to_string()).or_default() += ticks.saturating_sub(before);
+        let mut per_group: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+        for (tid, (group, user, system)) in &later.threads {
+            let (user_before, system_before) = self.threads.get(tid).map(|(_, u, s)| (*u, *s)).unwrap_or((0, 0));
+            let entry = per_group.entry((*group).to_string()).or_default();
+            entry.0 += user.saturating_sub(user_before);
+            entry.1 += system.saturating_sub(system_before);
         }
-        let process_ticks: u64 = per_group.values().sum();
+        let process_ticks: u64 = per_group.values().map(|(u, s)| u + s).sum();
         let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
         let (machine_busy, iowait) = match (self.machine, later.machine) {
             (Some(a), Some(b)) => {
@@ -96,7 +102,8 @@ impl Snapshot {
         Usage {
             wall_seconds: wall,
             cpus,
-            process: per_group.into_iter().map(|(g, t)| (g, cores(t))).collect(),
+            process: per_group.iter().map(|(g, (u, s))| (g.clone(), cores(u + s))).collect(),
+            process_kernel: per_group.iter().map(|(g, (_, s))| (g.clone(), cores(*s))).collect(),
             process_total,
             machine_busy,
             others: (machine_busy - process_total).max(0.0),
@@ -106,20 +113,18 @@ impl Snapshot {
 }
 
 impl Usage {
-    /// One line: "http workers 0.91, load generator 0.55, … | others 0.10, iowait 0.02 (of 2 cores)".
+    /// One line: "http workers 0.91 (kernel 0.20), … | others 0.10, iowait 0.02 (cores, of 2)".
     pub fn line(&self) -> String {
-        let mut parts: Vec<String> =
-            self.process.iter().filter(|(_, c)| **c >= 0.005).map(|(g, c)| format!("{g} {c:.2}")).collect();
+        let mut parts: Vec<String> = self
+            .process
+            .iter()
+            .filter(|(_, c)| **c >= 0.005)
+            .map(|(g, c)| format!("{g} {c:.2} (kernel {:.2})", self.process_kernel.get(g).copied().unwrap_or(0.0)))
+            .collect();
         if parts.is_empty() {
             parts.push("none".into());
         }
-        format!(
-            "{} | others {:.2}, iowait {:.2} (cores, of {})",
-            parts.join(", "),
-            self.others,
-            self.iowait,
-            self.cpus
-        )
+        format!("{} | others {:.2}, iowait {:.2} (cores, of {})", parts.join(", "), self.others, self.iowait, self.cpus)
     }
 }
 
@@ -137,7 +142,9 @@ impl Machine {
         let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
         let cpu_model = cpuinfo
             .lines()
-            .find_map(|l| l.strip_prefix("model name").and_then(|r| r.split_once(':')).map(|(_, m)| m.trim().to_string()))
+            .find_map(|l| {
+                l.strip_prefix("model name").and_then(|r| r.split_once(':')).map(|(_, m)| m.trim().to_string())
+            })
             .unwrap_or_else(|| "unknown".into());
         let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
         let kib: f64 = meminfo
@@ -164,8 +171,8 @@ fn group_of(name: &str) -> &'static str {
     GROUPS.iter().find(|(prefix, _)| name.starts_with(prefix)).map(|(_, g)| *g).unwrap_or("other threads")
 }
 
-/// `(comm, utime + stime)` from a `/proc/<pid>/task/<tid>/stat` line.
-fn parse_thread_stat(text: &str) -> Option<(String, u64)> {
+/// `(comm, utime, stime)` from a `/proc/<pid>/task/<tid>/stat` line.
+fn parse_thread_stat(text: &str) -> Option<(String, u64, u64)> {
     let open = text.find('(')?;
     let close = text.rfind(')')?;
     let name = text.get(open + 1..close)?.to_string();
@@ -173,7 +180,7 @@ fn parse_thread_stat(text: &str) -> Option<(String, u64)> {
     // Fields after the name start at `state` (field 3); utime and stime are fields 14 and 15.
     let utime: u64 = fields.get(11)?.parse().ok()?;
     let stime: u64 = fields.get(12)?.parse().ok()?;
-    Some((name, utime + stime))
+    Some((name, utime, stime))
 }
 
 fn parse_machine_stat(text: &str) -> Option<MachineTicks> {
@@ -199,13 +206,13 @@ mod tests {
 
     #[test]
     fn parses_a_thread_stat_line_with_spaces_in_the_name() {
-        let line = "4242 (actix-rt|system) S 1 2 3 0 -1 4194368 10 0 0 0 250 50 0 0 20 0 1 0 100 0 0";
-        let (name, ticks) = parse_thread_stat(line).unwrap();
-        assert_eq!(name, "actix-rt|system");
-        assert_eq!(ticks, 300);
+        let line = "4242 (actix-server wo) S 1 2 3 0 -1 4194368 10 0 0 0 250 50 0 0 20 0 1 0 100 0 0";
+        let (name, user, system) = parse_thread_stat(line).unwrap();
+        assert_eq!(name, "actix-server wo");
+        assert_eq!((user, system), (250, 50));
         assert_eq!(group_of(&name), "http workers");
         let odd = "7 (a) b (c)) R 1 2 3 0 -1 0 0 0 0 0 7 3 0 0 20 0 1 0 100 0 0";
-        assert_eq!(parse_thread_stat(odd).unwrap(), ("a) b (c)".to_string(), 10));
+        assert_eq!(parse_thread_stat(odd).unwrap(), ("a) b (c)".to_string(), 7, 3));
     }
 
     #[test]

@@ -71,10 +71,6 @@ impl Run {
         }
         errors
     }
-
-    pub fn error_count(&self) -> usize {
-        self.errors().values().sum()
-    }
 }
 
 /// Runs the plan on the current runtime.

@@ -25,7 +25,7 @@ use clap::{Parser, Subcommand};
 /// Load generator for pgw-relay: durable notification throughput and latency, and the cost of a
 /// reconciliation tick.
 #[derive(Parser)]
-#[command(version, about, long_about = None)]
+#[command(version)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -45,13 +45,14 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().thread_name(cpu::RELAY_THREAD_NAME).enable_all().build() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("pgw-bench: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
+    let runtime =
+        match tokio::runtime::Builder::new_multi_thread().thread_name(cpu::RELAY_THREAD_NAME).enable_all().build() {
+            Ok(rt) => rt,
+            Err(e) => {
+                eprintln!("pgw-bench: cannot start the runtime: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
     let result = runtime.block_on(async move {
         match cli.command {
             Command::Notifications(args) => notifications::run(args).await,

@@ -8,12 +8,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use pgw_relay::config::{self, Sources};
+use pgw_relay::config::Sources;
+use pgw_relay::metrics::Metrics;
 use pgw_relay::startup::Application;
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
-use crate::broker::{self, Received};
+use crate::broker::{self, Received, Sink};
 use crate::cpu::{self, Machine, Snapshot, Usage};
 use crate::db::{BenchDb, DbArgs};
 use crate::load::{self, Plan, Request};
@@ -23,6 +24,8 @@ use crate::stats::{fmt_ms, fmt_rate, Latency};
 const MERCHANT: &str = "JT01";
 const MERCHANT_KEY: &str = "ECC4E54DBA738857B84A7EBC6B5DC7187B8DA68750E88AB53AAA41F548D6F2D9";
 const EXCHANGE: &str = "pgw.payments";
+/// Nothing listens on port 1: the publisher keeps retrying its connection, cheaply.
+const CLOSED_AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:1/%2f";
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -39,12 +42,17 @@ pub struct Args {
     #[arg(long, value_name = "PER_SECOND", value_parser = parse_rate)]
     rate: Option<f64>,
     /// Also consume the events from RabbitMQ: accept-to-consumer delay and exactly-once check.
+    /// (Without it the events go to a queue that keeps none, so the publisher still runs as in
+    /// production.)
     #[arg(long)]
     broker: bool,
+    /// Point the service's publisher at a closed port, to measure the accept path alone.
+    #[arg(long, conflicts_with = "broker")]
+    without_publisher: bool,
     /// RabbitMQ for the service's publisher and for --broker.
     #[arg(long, value_name = "URL", default_value = "amqp://guest:guest@127.0.0.1:5672/%2f")]
     amqp_url: String,
-    /// Wait at most this long for the events after the last answer (--broker).
+    /// Wait at most this long for the events to be published after the last answer.
     #[arg(long, value_name = "SECONDS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=600))]
     broker_timeout: u64,
     /// Stop starting requests after this long (per phase).
@@ -105,6 +113,16 @@ struct BrokerReport {
     drained_after_ms: f64,
 }
 
+/// The service's publisher, as its metrics tell (runs without --broker).
+#[derive(Debug, Serialize)]
+struct PublisherReport {
+    expected: usize,
+    /// `pgw_relay_events_published_total{type="payment.succeeded"}`: confirmed by the broker.
+    published: u64,
+    /// From the last 200 to the moment every accepted event was confirmed.
+    drained_after_ms: Option<f64>,
+}
+
 #[derive(Debug, Serialize)]
 struct Report {
     store: &'static str,
@@ -119,6 +137,7 @@ struct Report {
     notifications: Phase,
     /// accepted/s ÷ healthz/s.
     ratio_to_healthz: Option<f64>,
+    publisher: Option<PublisherReport>,
     broker: Option<BrokerReport>,
 }
 
@@ -160,15 +179,18 @@ async fn measure(args: &Args, db: &BenchDb, load_rt: &tokio::runtime::Handle) ->
             .timeout(Duration::from_secs(30))
             .build()
             .context("cannot build the HTTP client")?;
-        let subscription = if args.broker {
-            let sub = load_rt
-                .spawn(broker::subscribe(args.amqp_url.clone(), EXCHANGE.into(), prefix.clone()))
-                .await
-                .context("the consumer setup task failed")??;
-            Some(sub)
-        } else {
-            None
-        };
+        let (mut subscription, mut sink) = (None, None);
+        if !args.without_publisher {
+            service.wait_for_broker(Duration::from_secs(15)).await?;
+        }
+        if args.broker {
+            let subscribe = broker::subscribe(args.amqp_url.clone(), EXCHANGE.into(), prefix.clone());
+            subscription = Some(load_rt.spawn(subscribe).await.context("the consumer setup task failed")??);
+        } else if !args.without_publisher {
+            let url = args.amqp_url.clone();
+            let bind = async move { Sink::bind(&url, EXCHANGE).await };
+            sink = Some(load_rt.spawn(bind).await.context("the queue setup task failed")??);
+        }
 
         let max_duration = Duration::from_secs(args.max_seconds);
         let healthz = if args.no_healthz {
@@ -182,14 +204,22 @@ async fn measure(args: &Args, db: &BenchDb, load_rt: &tokio::runtime::Handle) ->
         let url = format!("http://{}/2c2p/backend-notification", service.public);
         let (notifications, run) = phase_with_run(load_rt, plan, notification_request(client, url, bodies)).await?;
 
+        let timeout = Duration::from_secs(args.broker_timeout);
         let broker = match subscription {
             Some(sub) => {
-                let timeout = Duration::from_secs(args.broker_timeout);
                 let received = load_rt
                     .spawn(sub.finish(run.succeeded(), timeout, Duration::from_secs(1)))
                     .await
                     .context("the consumer task failed")??;
                 Some(broker_report(&run, received))
+            }
+            None => None,
+        };
+        let publisher = match sink {
+            Some(sink) => {
+                let report = publisher_report(&service.metrics, &run, timeout).await;
+                load_rt.spawn(sink.close()).await.ok();
+                Some(report)
             }
             None => None,
         };
@@ -206,6 +236,7 @@ async fn measure(args: &Args, db: &BenchDb, load_rt: &tokio::runtime::Handle) ->
             healthz,
             notifications,
             ratio_to_healthz,
+            publisher,
             broker,
         })
     }
@@ -350,6 +381,24 @@ fn broker_report(run: &load::Run, received: Received) -> BrokerReport {
     }
 }
 
+/// Waits (at most `timeout`) until the publisher confirmed every accepted event.
+async fn publisher_report(metrics: &Metrics, run: &load::Run, timeout: Duration) -> PublisherReport {
+    let expected = run.succeeded();
+    let published = || metrics.events_published.with_label_values(&["payment.succeeded"]).get();
+    let give_up = Instant::now() + timeout;
+    while published() < expected as u64 && Instant::now() < give_up {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let done = Instant::now();
+    let last_accept = run.samples.iter().filter(|s| s.error.is_none()).map(|s| s.done).max();
+    let published = published();
+    let drained_after_ms = match last_accept {
+        Some(last) if published >= expected as u64 => Some(signed_micros(&done, &last) as f64 / 1000.0),
+        _ => None,
+    };
+    PublisherReport { expected, published, drained_after_ms }
+}
+
 fn signed_micros(later: &Instant, earlier: &Instant) -> i64 {
     match later.checked_duration_since(*earlier) {
         Some(d) => i64::try_from(d.as_micros()).unwrap_or(i64::MAX),
@@ -361,6 +410,7 @@ fn signed_micros(later: &Instant, earlier: &Instant) -> i64 {
 struct Service {
     public: SocketAddr,
     internal: SocketAddr,
+    metrics: Metrics,
     shutdown: CancellationToken,
     task: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
@@ -368,7 +418,8 @@ struct Service {
 impl Service {
     async fn start(args: &Args, db: &BenchDb) -> anyhow::Result<Service> {
         let file = db.dir.join("bench.toml");
-        // The gateway points at a closed loopback port: nothing here may reach the internet.
+        // The gateway points at a closed loopback port: nothing here may reach the internet. No
+        // default queue: events go to the queue this run binds (or nowhere, without a publisher).
         let toml = format!(
             r#"
 [server]
@@ -378,7 +429,7 @@ shutdown_timeout = "10s"
 
 [log]
 format = "json"
-filter = "warn"
+filter = "{log_filter}"
 
 [database]
 url = "{db_url}"
@@ -397,19 +448,37 @@ secret_key = "{MERCHANT_KEY}"
 timezone = "+08:00"
 "#,
             db_url = db.url,
-            amqp_url = args.amqp_url,
+            amqp_url = if args.without_publisher { CLOSED_AMQP_URL } else { args.amqp_url.as_str() },
+            // lapin logs returned message bodies at warn; without a publisher, every reconnect
+            // attempt would warn.
+            log_filter =
+                if args.without_publisher { "warn,lapin=error,pgw_relay::broker=error" } else { "warn,lapin=error" },
         );
         std::fs::write(&file, toml).with_context(|| format!("cannot write {}", file.display()))?;
         let sources = Sources { dir: Some(db.dir.clone()), env_name: None, files: vec![file], use_environment: false };
-        let overrides: Vec<(&str, config::Value)> =
-            args.overrides.iter().map(|(k, v)| (k.as_str(), config::Value::from(v.as_str()))).collect();
+        let overrides: Vec<(&str, ::config::Value)> =
+            args.overrides.iter().map(|(k, v)| (k.as_str(), ::config::Value::from(v.as_str()))).collect();
         let config = pgw_relay::config::load_with_overrides(&sources, &overrides)?;
         pgw_relay::telemetry::init(&config.settings.log);
         let app = Application::build(config).await.context("the service did not start")?;
         let (public, internal) = (app.public_addr(), app.internal_addr());
+        let metrics = app.state().metrics.clone();
         let shutdown = app.shutdown_token();
         let task = tokio::spawn(app.run_until_stopped());
-        Ok(Service { public, internal, shutdown, task })
+        Ok(Service { public, internal, metrics, shutdown, task })
+    }
+
+    /// Waits until the service's publisher is connected (and so has declared the exchange).
+    async fn wait_for_broker(&self, timeout: Duration) -> anyhow::Result<()> {
+        let give_up = Instant::now() + timeout;
+        while self.metrics.broker_connected.get() != 1 {
+            anyhow::ensure!(
+                Instant::now() < give_up,
+                "the service's publisher did not connect to RabbitMQ in {timeout:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Ok(())
     }
 
     async fn stop(self) {
@@ -439,6 +508,9 @@ fn print_summary(r: &Report) {
         println!("settings: {}", r.overrides.join(", "));
     }
     println!("machine: {}; service and load generator in one process", r.machine);
+    if r.publisher.is_none() && r.broker.is_none() {
+        println!("publisher: off (--without-publisher)");
+    }
     println!("signed {} notifications before timing in {:.2} s", fmt_rate(r.count as f64), r.presign_seconds);
     println!();
     println!(
@@ -470,6 +542,21 @@ fn print_summary(r: &Report) {
         println!("cpu, healthz ({:.1} s):       {}", h.cpu.wall_seconds, h.cpu.line());
     }
     println!("cpu, notifications ({:.1} s): {}", n.cpu.wall_seconds, n.cpu.line());
+    if let Some(p) = &r.publisher {
+        println!();
+        match p.drained_after_ms {
+            Some(ms) => println!(
+                "publisher: {} events confirmed by RabbitMQ, the last {} after the last 200",
+                fmt_rate(p.published as f64),
+                fmt_ms(ms)
+            ),
+            None => println!(
+                "publisher: only {} of {} events confirmed by RabbitMQ within --broker-timeout",
+                fmt_rate(p.published as f64),
+                fmt_rate(p.expected as f64)
+            ),
+        }
+    }
     if let Some(b) = &r.broker {
         println!();
         println!(

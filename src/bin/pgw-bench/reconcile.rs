@@ -112,7 +112,7 @@ async fn measure(args: &Args, db: &BenchDb, future: usize) -> anyhow::Result<Siz
     direct.analyze().await?;
     let fill_seconds = filling.elapsed().as_secs_f64();
 
-    let mut tick = || async {
+    let tick = || async {
         let started = Instant::now();
         let rows = store.claim_due_invoices(OWNER, due as i64, LEASE).await?;
         let elapsed = started.elapsed();
@@ -168,8 +168,7 @@ impl Direct {
         Ok(match kind {
             StoreKind::Sqlite => {
                 use std::str::FromStr;
-                let options =
-                    sqlx::sqlite::SqliteConnectOptions::from_str(url)?.busy_timeout(Duration::from_secs(10));
+                let options = sqlx::sqlite::SqliteConnectOptions::from_str(url)?.busy_timeout(Duration::from_secs(10));
                 Direct::Sqlite(SqliteConnection::connect_with(&options).await.context("cannot open the SQLite file")?)
             }
             StoreKind::Postgres => {
@@ -214,9 +213,13 @@ impl Direct {
 
     async fn release_due(&mut self) -> anyhow::Result<()> {
         match self {
-            Direct::Sqlite(c) => sqlx::query(RELEASE_DUE).execute(&mut *c).await?,
-            Direct::Postgres(c) => sqlx::query(RELEASE_DUE).execute(&mut *c).await?,
-        };
+            Direct::Sqlite(c) => {
+                sqlx::query(RELEASE_DUE).execute(&mut *c).await?;
+            }
+            Direct::Postgres(c) => {
+                sqlx::query(RELEASE_DUE).execute(&mut *c).await?;
+            }
+        }
         Ok(())
     }
 
