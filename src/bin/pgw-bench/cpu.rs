@@ -1,6 +1,7 @@
 //! Where CPU time went during a phase: this process's threads grouped by name (Linux
 //! `/proc/self/task`), and the whole machine (`/proc/stat`), so a phase can be read as "the HTTP
-//! workers used 0.9 cores, the load generator 0.6, other processes 0.1".
+//! workers used 0.9 cores, the load generator 0.6, other processes 0.1". A thread that ends
+//! during the phase is not counted (its time shows under "others").
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};

@@ -16,7 +16,9 @@ mod db;
 mod load;
 mod notifications;
 mod reconcile;
+mod statement;
 mod stats;
+mod store_writes;
 
 use std::process::ExitCode;
 
@@ -41,6 +43,12 @@ enum Command {
     /// Time `claim_due_invoices` on a table of many future invoices and a few due ones, at two
     /// table sizes, to show the cost of a tick does not grow with the table.
     ReconcileTick(reconcile::Args),
+    /// Record the same notifications through the store alone, without HTTP: does the store or
+    /// the HTTP path limit throughput?
+    StoreWrites(store_writes::Args),
+    /// Time one trivial statement through the database driver (`SELECT 1`, sequentially): the
+    /// fixed cost each statement of a write pays on this machine.
+    StatementCost(statement::Args),
 }
 
 fn main() -> ExitCode {
@@ -57,6 +65,8 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Notifications(args) => notifications::run(args).await,
             Command::ReconcileTick(args) => reconcile::run(args).await,
+            Command::StoreWrites(args) => store_writes::run(args).await,
+            Command::StatementCost(args) => statement::run(args).await,
         }
     });
     match result {

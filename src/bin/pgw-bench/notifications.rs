@@ -21,8 +21,8 @@ use crate::load::{self, Plan, Request};
 use crate::stats::{fmt_ms, fmt_rate, Latency};
 
 /// The public sandbox merchant JT01 and its demo key.
-const MERCHANT: &str = "JT01";
-const MERCHANT_KEY: &str = "ECC4E54DBA738857B84A7EBC6B5DC7187B8DA68750E88AB53AAA41F548D6F2D9";
+pub const MERCHANT: &str = "JT01";
+pub const MERCHANT_KEY: &str = "ECC4E54DBA738857B84A7EBC6B5DC7187B8DA68750E88AB53AAA41F548D6F2D9";
 const EXCHANGE: &str = "pgw.payments";
 /// Nothing listens on port 1: the publisher keeps retrying its connection, cheaply.
 const CLOSED_AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:1/%2f";
@@ -85,14 +85,14 @@ fn parse_override(s: &str) -> Result<(String, String), String> {
 
 /// One measured phase.
 #[derive(Debug, Serialize)]
-struct Phase {
-    sent: usize,
-    ok: usize,
-    errors: BTreeMap<String, usize>,
-    seconds: f64,
-    per_second: f64,
-    latency: Latency,
-    cpu: Usage,
+pub struct Phase {
+    pub sent: usize,
+    pub ok: usize,
+    pub errors: BTreeMap<String, usize>,
+    pub seconds: f64,
+    pub per_second: f64,
+    pub latency: Latency,
+    pub cpu: Usage,
 }
 
 #[derive(Debug, Serialize)]
@@ -247,7 +247,12 @@ async fn measure(args: &Args, db: &BenchDb, load_rt: &tokio::runtime::Handle) ->
 
 /// `{"payload": "<JWT>"}` for invoice `{prefix}{i}`, paid (respCode 0000).
 fn signed_body(prefix: &str, i: usize) -> String {
-    let claims = serde_json::json!({
+    serde_json::json!({ "payload": pgw_relay::protocol::jwt::sign(&claims(prefix, i), MERCHANT_KEY) }).to_string()
+}
+
+/// The claims of a successful payment notification for invoice `{prefix}{i}`.
+pub fn claims(prefix: &str, i: usize) -> serde_json::Value {
+    serde_json::json!({
         "merchantID": MERCHANT,
         "invoiceNo": format!("{prefix}{i:07}"),
         "accountNo": "411111XXXXXX1111",
@@ -264,8 +269,7 @@ fn signed_body(prefix: &str, i: usize) -> String {
         "respCode": "0000",
         "respDesc": "Success",
         "userDefined1": "bench",
-    });
-    serde_json::json!({ "payload": pgw_relay::protocol::jwt::sign(&claims, MERCHANT_KEY) }).to_string()
+    })
 }
 
 fn notification_request(client: reqwest::Client, url: String, bodies: Arc<Vec<String>>) -> Request {
@@ -319,7 +323,7 @@ async fn phase(load_rt: &tokio::runtime::Handle, plan: Plan, request: Request) -
     Ok(phase_with_run(load_rt, plan, request).await?.0)
 }
 
-async fn phase_with_run(
+pub async fn phase_with_run(
     load_rt: &tokio::runtime::Handle,
     plan: Plan,
     request: Request,

@@ -49,7 +49,9 @@ impl Latency {
 
 /// Formats milliseconds with a precision that suits the magnitude.
 pub fn fmt_ms(ms: f64) -> String {
-    if ms.abs() >= 100.0 {
+    if ms.abs() < 1.0 {
+        format!("{:.0} µs", ms * 1000.0)
+    } else if ms.abs() >= 100.0 {
         format!("{ms:.0} ms")
     } else if ms.abs() >= 10.0 {
         format!("{ms:.1} ms")
@@ -85,6 +87,14 @@ mod tests {
         assert_eq!(l.max_ms, 100.0);
         assert_eq!(Latency::of_micros(vec![]).samples, 0);
         assert_eq!(Latency::of_micros(vec![-2000, 3000]).p50_ms, -2.0);
+    }
+
+    #[test]
+    fn small_times_are_in_microseconds() {
+        assert_eq!(fmt_ms(0.0123), "12 µs");
+        assert_eq!(fmt_ms(1.5), "1.50 ms");
+        assert_eq!(fmt_ms(-2.25), "-2.25 ms");
+        assert_eq!(fmt_ms(150.2), "150 ms");
     }
 
     #[test]
