@@ -9,5 +9,6 @@ mod helpers;
 mod internal_api;
 mod invoices;
 mod notifications;
+mod reconciliation;
 mod seed_flow;
 mod sim;
