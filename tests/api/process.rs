@@ -31,8 +31,11 @@ async fn start_relay(config: &std::path::Path) -> Relay {
         .stderr(Stdio::null())
         .spawn()
         .expect("pgw-relay starts");
-    let relay =
-        Relay { child, public: format!("http://127.0.0.1:{public_port}"), internal: format!("http://127.0.0.1:{internal_port}") };
+    let relay = Relay {
+        child,
+        public: format!("http://127.0.0.1:{public_port}"),
+        internal: format!("http://127.0.0.1:{internal_port}"),
+    };
     let client = reqwest::Client::new();
     let until = Instant::now() + Duration::from_secs(20);
     loop {
