@@ -100,6 +100,7 @@ impl SimServer {
                         .app_data(data.clone())
                         .app_data(web::PayloadConfig::new(MAX_BODY_BYTES))
                         .route("/healthz", web::get().to(healthz))
+                        .route("/demo/result", web::get().to(page::demo_result))
                         .service(
                             web::resource("/pay/{token:.*}")
                                 .route(web::get().to(page::show))

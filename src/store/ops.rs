@@ -1,5 +1,6 @@
 // Store operations written once against `Db`/`Conn` and compiled into both backend modules with
-// `include!`. The including module defines `Db`, `Conn`, `SELECT_INVOICE_LOCKED` and
+// `include!`. The including module defines `Backend` (its store type, with `write` for one
+// transaction and `read` for a pooled connection), `Db`, `Conn`, `SELECT_INVOICE_LOCKED` and
 // `CLAIM_EVENTS`, `CLAIM_DUE_INVOICES` (the only dialect differences).
 
 use crate::domain::event::{self, EventFacts};
@@ -483,4 +484,92 @@ async fn reconcile_stats(conn: &mut Conn, now: i64, give_up_before: i64) -> Resu
     .fetch_one(&mut *conn)
     .await?;
     Ok(ReconcileStats { due, oldest_created_at_ms: oldest, unresolved })
+}
+
+/// The operations every backend offers, on top of its own `write` (one transaction) and `read`
+/// (a pooled connection).
+impl Backend {
+    pub async fn record_observation(
+        &self,
+        obs: Observation,
+        raw: Option<String>,
+        dedupe_key: Option<String>,
+        timing: Timing,
+    ) -> Result<RecordResult, StoreError> {
+        self.write(move |c| {
+            Box::pin(async move {
+                apply_observation(c, &obs, raw.as_deref(), dedupe_key.as_deref(), timing, now_ms()).await
+            })
+        })
+        .await
+    }
+
+    pub async fn register_invoice(&self, inv: NewInvoice, timing: Timing) -> Result<bool, StoreError> {
+        self.write(move |c| Box::pin(async move { register_invoice(c, &inv, timing, now_ms()).await })).await
+    }
+
+    pub async fn invoice(&self, merchant_id: &str, invoice_no: &str) -> Result<Option<InvoiceRow>, StoreError> {
+        select_invoice(&mut *self.read().await?, merchant_id, invoice_no).await
+    }
+
+    pub async fn history(&self, merchant_id: &str, invoice_no: &str) -> Result<Vec<HistoryRow>, StoreError> {
+        select_history(&mut *self.read().await?, merchant_id, invoice_no).await
+    }
+
+    pub async fn events_of(&self, merchant_id: &str, invoice_no: &str) -> Result<Vec<EventRow>, StoreError> {
+        select_events(&mut *self.read().await?, merchant_id, invoice_no).await
+    }
+
+    pub async fn claim_events(&self, owner: String, limit: i64, lease: Duration) -> Result<Vec<EventRow>, StoreError> {
+        let lease_ms = crate::store::ms(lease);
+        self.write(move |c| Box::pin(async move { claim_events(c, &owner, limit, lease_ms, now_ms()).await })).await
+    }
+
+    pub async fn mark_published(&self, seqs: Vec<i64>) -> Result<(), StoreError> {
+        self.write(move |c| Box::pin(async move { mark_published(c, &seqs, now_ms()).await })).await
+    }
+
+    pub async fn release_events(&self, seqs: Vec<i64>, error: String) -> Result<(), StoreError> {
+        self.write(move |c| Box::pin(async move { release_events(c, &seqs, &error).await })).await
+    }
+
+    pub async fn outbox_stats(&self) -> Result<OutboxStats, StoreError> {
+        outbox_stats(&mut *self.read().await?).await
+    }
+
+    pub async fn replay(&self, selector: ReplaySelector) -> Result<u64, StoreError> {
+        self.write(move |c| Box::pin(async move { replay(c, &selector).await })).await
+    }
+
+    pub async fn record_frontend_return(
+        &self,
+        ret: FrontendReturnRecord,
+        timing: Timing,
+    ) -> Result<FrontendReturnResult, StoreError> {
+        self.write(move |c| Box::pin(async move { record_frontend_return(c, &ret, timing, now_ms()).await })).await
+    }
+
+    pub async fn claim_due_invoices(
+        &self,
+        owner: String,
+        limit: i64,
+        lease: Duration,
+    ) -> Result<Vec<InvoiceRow>, StoreError> {
+        let lease_ms = crate::store::ms(lease);
+        self.write(move |c| Box::pin(async move { claim_due_invoices(c, &owner, limit, lease_ms, now_ms()).await }))
+            .await
+    }
+
+    pub async fn record_inquiry(&self, done: InquiryDone, timing: Timing) -> Result<InquiryRecorded, StoreError> {
+        self.write(move |c| Box::pin(async move { record_inquiry(c, &done, timing, now_ms()).await })).await
+    }
+
+    pub async fn reconcile_stats(&self, give_up_after: Duration) -> Result<ReconcileStats, StoreError> {
+        let now = now_ms();
+        reconcile_stats(&mut *self.read().await?, now, now - crate::store::ms(give_up_after)).await
+    }
+
+    pub async fn count_by_status(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        count_by_status(&mut *self.read().await?).await
+    }
 }

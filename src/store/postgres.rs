@@ -13,6 +13,7 @@ use crate::store::now_ms;
 #[allow(dead_code)]
 type Db = sqlx::Postgres;
 type Conn = PgConnection;
+type Backend = PgStore;
 
 const SELECT_INVOICE_LOCKED: &str = "SELECT merchant_id, invoice_no, status, amount_minor, currency, exponent, origin, trusted, sequence, \
     resp_code, resp_desc, tran_ref, notified_at, returned_at, needs_review, expires_at, next_inquiry_at, \
@@ -72,89 +73,5 @@ impl PgStore {
     pub async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
-    }
-
-    pub async fn record_observation(
-        &self,
-        obs: Observation,
-        raw: Option<String>,
-        dedupe_key: Option<String>,
-        timing: Timing,
-    ) -> Result<RecordResult, StoreError> {
-        self.write(move |c| {
-            Box::pin(async move {
-                apply_observation(c, &obs, raw.as_deref(), dedupe_key.as_deref(), timing, now_ms()).await
-            })
-        })
-        .await
-    }
-
-    pub async fn register_invoice(&self, inv: NewInvoice, timing: Timing) -> Result<bool, StoreError> {
-        self.write(move |c| Box::pin(async move { register_invoice(c, &inv, timing, now_ms()).await })).await
-    }
-
-    pub async fn invoice(&self, merchant_id: &str, invoice_no: &str) -> Result<Option<InvoiceRow>, StoreError> {
-        select_invoice(&mut *self.read().await?, merchant_id, invoice_no).await
-    }
-
-    pub async fn history(&self, merchant_id: &str, invoice_no: &str) -> Result<Vec<HistoryRow>, StoreError> {
-        select_history(&mut *self.read().await?, merchant_id, invoice_no).await
-    }
-
-    pub async fn events_of(&self, merchant_id: &str, invoice_no: &str) -> Result<Vec<EventRow>, StoreError> {
-        select_events(&mut *self.read().await?, merchant_id, invoice_no).await
-    }
-
-    pub async fn claim_events(&self, owner: String, limit: i64, lease: Duration) -> Result<Vec<EventRow>, StoreError> {
-        let lease_ms = crate::store::ms(lease);
-        self.write(move |c| Box::pin(async move { claim_events(c, &owner, limit, lease_ms, now_ms()).await })).await
-    }
-
-    pub async fn mark_published(&self, seqs: Vec<i64>) -> Result<(), StoreError> {
-        self.write(move |c| Box::pin(async move { mark_published(c, &seqs, now_ms()).await })).await
-    }
-
-    pub async fn release_events(&self, seqs: Vec<i64>, error: String) -> Result<(), StoreError> {
-        self.write(move |c| Box::pin(async move { release_events(c, &seqs, &error).await })).await
-    }
-
-    pub async fn outbox_stats(&self) -> Result<OutboxStats, StoreError> {
-        outbox_stats(&mut *self.read().await?).await
-    }
-
-    pub async fn replay(&self, selector: ReplaySelector) -> Result<u64, StoreError> {
-        self.write(move |c| Box::pin(async move { replay(c, &selector).await })).await
-    }
-
-    pub async fn record_frontend_return(
-        &self,
-        ret: FrontendReturnRecord,
-        timing: Timing,
-    ) -> Result<FrontendReturnResult, StoreError> {
-        self.write(move |c| Box::pin(async move { record_frontend_return(c, &ret, timing, now_ms()).await })).await
-    }
-
-    pub async fn claim_due_invoices(
-        &self,
-        owner: String,
-        limit: i64,
-        lease: Duration,
-    ) -> Result<Vec<InvoiceRow>, StoreError> {
-        let lease_ms = crate::store::ms(lease);
-        self.write(move |c| Box::pin(async move { claim_due_invoices(c, &owner, limit, lease_ms, now_ms()).await }))
-            .await
-    }
-
-    pub async fn record_inquiry(&self, done: InquiryDone, timing: Timing) -> Result<InquiryRecorded, StoreError> {
-        self.write(move |c| Box::pin(async move { record_inquiry(c, &done, timing, now_ms()).await })).await
-    }
-
-    pub async fn reconcile_stats(&self, give_up_after: Duration) -> Result<ReconcileStats, StoreError> {
-        let now = now_ms();
-        reconcile_stats(&mut *self.read().await?, now, now - crate::store::ms(give_up_after)).await
-    }
-
-    pub async fn count_by_status(&self) -> Result<Vec<(String, i64)>, StoreError> {
-        count_by_status(&mut *self.read().await?).await
     }
 }

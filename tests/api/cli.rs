@@ -67,3 +67,32 @@ fn help_lists_the_sub_commands() {
         assert!(text.contains(cmd), "{text}");
     }
 }
+
+#[test]
+fn the_shipped_deployment_configs_are_valid() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    for file in ["deploy/base/production.toml", "deploy/overlays/production/production.toml", "deploy/overlays/staging/staging.toml"]
+    {
+        let text = std::fs::read_to_string(format!("{root}/{file}")).unwrap();
+        // Merchant keys are Secret mounts in the cluster: stand them up in a temp dir.
+        let dir = tempfile::tempdir().unwrap();
+        let secrets = dir.path().join("merchants");
+        std::fs::create_dir_all(&secrets).unwrap();
+        for line in text.lines().filter(|l| l.trim_start().starts_with("secret_key_file")) {
+            let path = line.split('"').nth(1).unwrap();
+            let name = path.rsplit('/').next().unwrap();
+            std::fs::write(secrets.join(name), "a-merchant-secret-key").unwrap();
+        }
+        let local = dir.path().join("config.toml");
+        std::fs::write(&local, text.replace("/run/secrets/merchants/", &format!("{}/", secrets.display()))).unwrap();
+        let out = relay()
+            .args(["check-config", "--config"])
+            .arg(&local)
+            .env("PGW_RELAY__DATABASE__URL", "postgres://relay:pw@db.example:5432/relay")
+            .env("PGW_RELAY__BROKER__URL", "amqps://relay:pw@mq.example:5671/%2f")
+            .env("PGW_RELAY__INTERNAL_API__TOKENS", "a-long-internal-token")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{file}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+}

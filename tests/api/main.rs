@@ -9,5 +9,7 @@ mod helpers;
 mod internal_api;
 mod invoices;
 mod notifications;
+mod process;
+mod reconciliation;
 mod seed_flow;
 mod sim;
