@@ -1,6 +1,7 @@
-//! A consumer on the service's exchange: a fresh exclusive queue bound with `payment.#`, receive
-//! time of every event of this run (recognised by the run's invoice-number prefix in the
-//! CloudEvent `subject`), and checks of each message's shape.
+//! The RabbitMQ side of a run: a consumer on the service's exchange (a fresh exclusive queue
+//! bound with `payment.#`; receive time of every event of this run, recognised by the run's
+//! invoice-number prefix in the CloudEvent `subject`; checks of each message's shape), the sink
+//! queue used without a consumer, and the removal of the run's exchange.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -8,7 +9,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use futures_util::StreamExt;
-use lapin::options::{BasicConsumeOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions};
+use lapin::options::{
+    BasicConsumeOptions, ExchangeDeclareOptions, ExchangeDeleteOptions, QueueBindOptions, QueueDeclareOptions,
+};
 use lapin::types::{AMQPValue, FieldTable, ShortString};
 use lapin::{Connection, ConnectionProperties, ExchangeKind};
 use tokio::task::JoinHandle;
@@ -58,6 +61,17 @@ impl Sink {
     pub async fn close(self) {
         let _ = self.connection.close(200, "done".into()).await;
     }
+}
+
+/// Deletes a run's exchange (after the service stopped publishing to it).
+pub async fn delete_exchange(url: &str, exchange: &str) -> anyhow::Result<()> {
+    let connection = Connection::connect(url, ConnectionProperties::default().with_connection_name("pgw-bench".into()))
+        .await
+        .context("cannot connect to RabbitMQ")?;
+    let channel = connection.create_channel().await.context("cannot open an AMQP channel")?;
+    let deleted = channel.exchange_delete(exchange.into(), ExchangeDeleteOptions::default()).await;
+    let _ = connection.close(200, "done".into()).await;
+    deleted.with_context(|| format!("cannot delete exchange `{exchange}`"))
 }
 
 /// Connects and binds a new exclusive queue to `exchange` with `payment.#`. The exchange must

@@ -23,7 +23,9 @@ use crate::stats::{fmt_ms, fmt_rate, Latency};
 /// The public sandbox merchant JT01 and its demo key.
 pub const MERCHANT: &str = "JT01";
 pub const MERCHANT_KEY: &str = "ECC4E54DBA738857B84A7EBC6B5DC7187B8DA68750E88AB53AAA41F548D6F2D9";
-const EXCHANGE: &str = "pgw.payments";
+/// The service publishes to an exchange of its own for each run (same type and routing as
+/// `pgw.payments`), so no queue bound elsewhere receives the run's events; it is deleted afterwards.
+const EXCHANGE_PREFIX: &str = "pgw.bench.";
 /// Nothing listens on port 1: the publisher keeps retrying its connection, cheaply.
 const CLOSED_AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:1/%2f";
 
@@ -166,12 +168,13 @@ async fn measure(args: &Args, db: &BenchDb, load_rt: &tokio::runtime::Handle) ->
     let concurrency = args.concurrency as usize;
     let run_id = uuid::Uuid::now_v7().simple().to_string();
     let prefix = format!("B{}", &run_id[run_id.len() - 8..]);
+    let exchange = format!("{EXCHANGE_PREFIX}{run_id}");
 
     let signing = Instant::now();
     let bodies: Arc<Vec<String>> = Arc::new((0..count).map(|i| signed_body(&prefix, i)).collect());
     let presign_seconds = signing.elapsed().as_secs_f64();
 
-    let service = Service::start(args, db).await?;
+    let service = Service::start(args, db, &exchange).await?;
     let measured = async {
         let client = reqwest::Client::builder()
             .pool_max_idle_per_host(concurrency)
@@ -184,11 +187,11 @@ async fn measure(args: &Args, db: &BenchDb, load_rt: &tokio::runtime::Handle) ->
             service.wait_for_broker(Duration::from_secs(15)).await?;
         }
         if args.broker {
-            let subscribe = broker::subscribe(args.amqp_url.clone(), EXCHANGE.into(), prefix.clone());
+            let subscribe = broker::subscribe(args.amqp_url.clone(), exchange.clone(), prefix.clone());
             subscription = Some(load_rt.spawn(subscribe).await.context("the consumer setup task failed")??);
         } else if !args.without_publisher {
-            let url = args.amqp_url.clone();
-            let bind = async move { Sink::bind(&url, EXCHANGE).await };
+            let (url, exchange) = (args.amqp_url.clone(), exchange.clone());
+            let bind = async move { Sink::bind(&url, &exchange).await };
             sink = Some(load_rt.spawn(bind).await.context("the queue setup task failed")??);
         }
 
@@ -242,6 +245,12 @@ async fn measure(args: &Args, db: &BenchDb, load_rt: &tokio::runtime::Handle) ->
     }
     .await;
     service.stop().await;
+    if !args.without_publisher {
+        let (url, exchange) = (args.amqp_url.clone(), exchange.clone());
+        if let Ok(Err(e)) = load_rt.spawn(async move { broker::delete_exchange(&url, &exchange).await }).await {
+            eprintln!("pgw-bench: could not delete the run's exchange: {e:#}");
+        }
+    }
     measured
 }
 
@@ -420,10 +429,11 @@ struct Service {
 }
 
 impl Service {
-    async fn start(args: &Args, db: &BenchDb) -> anyhow::Result<Service> {
+    async fn start(args: &Args, db: &BenchDb, exchange: &str) -> anyhow::Result<Service> {
         let file = db.dir.join("bench.toml");
         // The gateway points at a closed loopback port: nothing here may reach the internet. No
-        // default queue: events go to the queue this run binds (or nowhere, without a publisher).
+        // default queue: events go to the queue this run binds to its own exchange (or nowhere,
+        // without a publisher).
         let toml = format!(
             r#"
 [server]
@@ -441,6 +451,7 @@ migrate_on_start = true
 
 [broker]
 url = "{amqp_url}"
+exchange = "{exchange}"
 default_queue = ""
 
 [gateway]
@@ -463,7 +474,15 @@ timezone = "+08:00"
         let overrides: Vec<(&str, ::config::Value)> =
             args.overrides.iter().map(|(k, v)| (k.as_str(), ::config::Value::from(v.as_str()))).collect();
         let config = pgw_relay::config::load_with_overrides(&sources, &overrides)?;
-        pgw_relay::telemetry::init(&config.settings.log);
+        // The service's own logs, on stderr so that --json output stays clean.
+        let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&config.settings.log.filter));
+        let _ = tracing_subscriber::fmt()
+            .json()
+            .flatten_event(true)
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .try_init();
         let app = Application::build(config).await.context("the service did not start")?;
         let (public, internal) = (app.public_addr(), app.internal_addr());
         let metrics = app.state().metrics.clone();
