@@ -272,25 +272,28 @@ async fn claim_events(conn: &mut Conn, owner: &str, limit: i64, lease_ms: i64, n
     Ok(rows)
 }
 
+/// `seq IN (…)` for row ids that come from the database itself (integers, never caller text).
+fn seq_list(seqs: &[i64]) -> String {
+    seqs.iter().map(i64::to_string).collect::<Vec<_>>().join(",")
+}
+
 async fn mark_published(conn: &mut Conn, seqs: &[i64], now: i64) -> Result<(), StoreError> {
-    for seq in seqs {
-        sqlx::query("UPDATE events SET published_at = $1, claimed_until = NULL, claimed_by = NULL, attempts = attempts + 1 WHERE seq = $2")
-            .bind(now)
-            .bind(seq)
-            .execute(&mut *conn)
-            .await?;
-    }
+    let sql = format!(
+        "UPDATE events SET published_at = $1, claimed_until = NULL, claimed_by = NULL, attempts = attempts + 1 \
+         WHERE seq IN ({})",
+        seq_list(seqs)
+    );
+    sqlx::query(&sql).bind(now).execute(&mut *conn).await?;
     Ok(())
 }
 
 async fn release_events(conn: &mut Conn, seqs: &[i64], error: &str) -> Result<(), StoreError> {
-    for seq in seqs {
-        sqlx::query("UPDATE events SET claimed_until = NULL, claimed_by = NULL, attempts = attempts + 1, last_error = $1 WHERE seq = $2")
-            .bind(error)
-            .bind(seq)
-            .execute(&mut *conn)
-            .await?;
-    }
+    let sql = format!(
+        "UPDATE events SET claimed_until = NULL, claimed_by = NULL, attempts = attempts + 1, last_error = $1 \
+         WHERE seq IN ({})",
+        seq_list(seqs)
+    );
+    sqlx::query(&sql).bind(error).execute(&mut *conn).await?;
     Ok(())
 }
 
