@@ -38,11 +38,13 @@ const CLAIM_DUE_INVOICES: &str =
 
 include!("ops.rs");
 
+type RunWrite = dyn for<'c> Fn(&'c mut SqliteConnection) -> BoxFuture<'c, Result<(), StoreError>> + Send + Sync;
+
 /// One queued write. `run` may be called twice: inside a group transaction and, if that group
 /// failed, again alone; it keeps its latest result for `finish`, which answers the caller once the
 /// commit is known.
 struct Job {
-    run: Box<dyn for<'c> Fn(&'c mut SqliteConnection) -> BoxFuture<'c, Result<(), StoreError>> + Send + Sync>,
+    run: Box<RunWrite>,
     finish: Box<dyn FnOnce(Result<(), StoreError>) + Send + Sync>,
 }
 
