@@ -353,6 +353,19 @@ fn return_page(report: &PayReport) -> HttpResponse {
     )
 }
 
+/// `GET /demo/result?invoiceNo=…&status=…`: a stand-in for the merchant's result page, so a local
+/// demo has somewhere to land after pgw-relay's redirect. It shows what the relay said.
+pub async fn demo_result(query: web::Query<std::collections::HashMap<String, String>>) -> HttpResponse {
+    let get = |k: &str| esc(query.get(k).map(String::as_str).unwrap_or("?"));
+    HttpResponse::Ok().content_type("text/html; charset=utf-8").body(format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>Payment result</title></head><body>\n\
+         <h1>Payment result</h1>\n<p>Invoice <strong>{}</strong>: <strong>{}</strong></p>\n\
+         <p>This status comes from pgw-relay's own state, not from the browser.</p>\n</body></html>",
+        get("invoiceNo"),
+        get("status")
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -366,17 +379,4 @@ mod tests {
         assert_eq!(percent_decode("%+1"), None);
         assert_eq!(percent_decode("%FF"), None);
     }
-}
-
-/// `GET /demo/result?invoiceNo=…&status=…`: a stand-in for the merchant's result page, so a local
-/// demo has somewhere to land after pgw-relay's redirect. It shows what the relay said.
-pub async fn demo_result(query: web::Query<std::collections::HashMap<String, String>>) -> HttpResponse {
-    let get = |k: &str| esc(query.get(k).map(String::as_str).unwrap_or("?"));
-    HttpResponse::Ok().content_type("text/html; charset=utf-8").body(format!(
-        "<!doctype html><html><head><meta charset=\"utf-8\"><title>Payment result</title></head><body>\n\
-         <h1>Payment result</h1>\n<p>Invoice <strong>{}</strong>: <strong>{}</strong></p>\n\
-         <p>This status comes from pgw-relay's own state, not from the browser.</p>\n</body></html>",
-        get("invoiceNo"),
-        get("status")
-    ))
 }

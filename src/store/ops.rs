@@ -15,12 +15,22 @@ const INVOICE_COLUMNS: &str = "merchant_id, invoice_no, status, amount_minor, cu
     resp_code, resp_desc, tran_ref, notified_at, returned_at, needs_review, expires_at, next_inquiry_at, \
     inquiry_attempts, last_inquiry_at, created_at, updated_at";
 
-const INSERT_HISTORY: &str = "INSERT INTO history (merchant_id, invoice_no, kind, dedupe_key, resp_code, resp_desc, raw, normalized, received_at) \
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (dedupe_key) DO NOTHING RETURNING id";
+const INSERT_HISTORY: &str = "INSERT INTO history (merchant_id, invoice_no, kind, dedupe_key, resp_code, resp_desc, raw, normalized, \
+    received_at, outcome) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (dedupe_key) DO NOTHING RETURNING id";
 
 const INSERT_INVOICE_IF_ABSENT: &str = "INSERT INTO invoices (merchant_id, invoice_no, status, amount_minor, currency, exponent, origin, trusted, \
     sequence, expires_at, next_inquiry_at, created_at, updated_at) \
     VALUES ($1, $2, 'pending', $3, $4, $5, $6, $7, 0, $8, $9, $10, $10) ON CONFLICT (merchant_id, invoice_no) DO NOTHING";
+
+/// Like `INSERT_INVOICE_IF_ABSENT`, but also locks an existing row (a no-op update) and returns
+/// the invoice either way.
+const UPSERT_INVOICE_LOCKED: &str = "INSERT INTO invoices (merchant_id, invoice_no, status, amount_minor, currency, exponent, origin, trusted, \
+    sequence, expires_at, next_inquiry_at, created_at, updated_at) \
+    VALUES ($1, $2, 'pending', $3, $4, $5, $6, $7, 0, $8, $9, $10, $10) \
+    ON CONFLICT (merchant_id, invoice_no) DO UPDATE SET merchant_id = excluded.merchant_id \
+    RETURNING merchant_id, invoice_no, status, amount_minor, currency, exponent, origin, trusted, sequence, \
+    resp_code, resp_desc, tran_ref, notified_at, returned_at, needs_review, expires_at, next_inquiry_at, \
+    inquiry_attempts, last_inquiry_at, created_at, updated_at";
 
 const INSERT_EVENT: &str = "INSERT INTO events (event_id, merchant_id, invoice_no, sequence, event_type, body, created_at) \
     VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (event_id) DO NOTHING";
@@ -34,6 +44,32 @@ async fn apply_observation(
     timing: Timing,
     now: i64,
 ) -> Result<RecordResult, StoreError> {
+    // Create the invoice if this observation is the first news of it, and lock it, in one
+    // statement: concurrent observations of one invoice apply one after the other.
+    let amount = obs.amount.as_ref();
+    let row = sqlx::query_as::<_, InvoiceRow>(UPSERT_INVOICE_LOCKED)
+        .bind(&obs.merchant_id)
+        .bind(&obs.invoice_no)
+        .bind(amount.map(|a| a.minor))
+        .bind(amount.map(|a| a.currency.as_str()))
+        .bind(amount.map(|a| a.exponent as i32))
+        .bind(obs.source.as_str())
+        .bind(obs.source != Source::FrontendReturn)
+        .bind(now + ms(timing.payment_window))
+        .bind(now + ms(timing.grace))
+        .bind(now)
+        .fetch_one(&mut *conn)
+        .await?;
+    let before = row.status()?;
+    let registered = row.amount();
+    let current = Current { status: before, amount: registered.clone(), sequence: row.sequence };
+    let decision = state::decide(Some(&current), obs.class(), amount);
+
+    let predicted = match decision {
+        Decision::Transition { to } => format!("applied:{}", to.as_str()),
+        Decision::Anomaly(r) => format!("anomaly:{}", r.as_str()),
+        Decision::NoChange => "no_change".to_string(),
+    };
     let normalized = serde_json::to_string(obs).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     let history_id: Option<i64> = sqlx::query_scalar(INSERT_HISTORY)
         .bind(&obs.merchant_id)
@@ -45,40 +81,13 @@ async fn apply_observation(
         .bind(raw)
         .bind(&normalized)
         .bind(now)
+        .bind(&predicted)
         .fetch_optional(&mut *conn)
         .await?;
     let Some(history_id) = history_id else {
-        let row = lock_invoice(conn, &obs.merchant_id, &obs.invoice_no).await?;
-        let status = match row {
-            Some(r) => r.status()?,
-            None => Status::Pending,
-        };
-        return Ok(RecordResult { duplicate: true, decision: Decision::NoChange, status, events: 0, anomaly: None });
+        // Stored before: nothing changes (the upsert above touched no column).
+        return Ok(RecordResult { duplicate: true, decision: Decision::NoChange, status: before, events: 0, anomaly: None });
     };
-
-    // Make sure the invoice exists (learned from this observation if it was not registered), then
-    // lock it so concurrent observations of one invoice apply one after the other.
-    let amount = obs.amount.as_ref();
-    sqlx::query(INSERT_INVOICE_IF_ABSENT)
-        .bind(&obs.merchant_id)
-        .bind(&obs.invoice_no)
-        .bind(amount.map(|a| a.minor))
-        .bind(amount.map(|a| a.currency.as_str()))
-        .bind(amount.map(|a| a.exponent as i32))
-        .bind(obs.source.as_str())
-        .bind(obs.source != Source::FrontendReturn)
-        .bind(now + ms(timing.payment_window))
-        .bind(now + ms(timing.grace))
-        .bind(now)
-        .execute(&mut *conn)
-        .await?;
-    let row = lock_invoice(conn, &obs.merchant_id, &obs.invoice_no)
-        .await?
-        .ok_or_else(|| StoreError::Corrupt("invoice vanished inside its transaction".into()))?;
-    let before = row.status()?;
-    let registered = row.amount();
-    let current = Current { status: before, amount: registered.clone(), sequence: row.sequence };
-    let decision = state::decide(Some(&current), obs.class(), amount);
 
     let mut status = before;
     let mut sequence = row.sequence;
@@ -154,17 +163,14 @@ async fn apply_observation(
     .execute(&mut *conn)
     .await?;
 
-    let outcome = match (decision, events) {
-        (Decision::Transition { to }, 1) => format!("applied:{}", to.as_str()),
-        (Decision::Anomaly(r), 1) => format!("anomaly:{}", r.as_str()),
-        (Decision::Anomaly(r), _) => format!("anomaly_repeated:{}", r.as_str()),
-        _ => "no_change".to_string(),
-    };
-    sqlx::query("UPDATE history SET outcome = $1 WHERE id = $2")
-        .bind(outcome)
-        .bind(history_id)
-        .execute(&mut *conn)
-        .await?;
+    if let (Decision::Anomaly(r), 0) = (decision, events) {
+        // The same anomaly was recorded before: say so in this observation's history.
+        sqlx::query("UPDATE history SET outcome = $1 WHERE id = $2")
+            .bind(format!("anomaly_repeated:{}", r.as_str()))
+            .bind(history_id)
+            .execute(&mut *conn)
+            .await?;
+    }
     Ok(RecordResult { duplicate: false, decision, status, events, anomaly })
 }
 
@@ -272,25 +278,28 @@ async fn claim_events(conn: &mut Conn, owner: &str, limit: i64, lease_ms: i64, n
     Ok(rows)
 }
 
+/// `seq IN (…)` for row ids that come from the database itself (integers, never caller text).
+fn seq_list(seqs: &[i64]) -> String {
+    seqs.iter().map(i64::to_string).collect::<Vec<_>>().join(",")
+}
+
 async fn mark_published(conn: &mut Conn, seqs: &[i64], now: i64) -> Result<(), StoreError> {
-    for seq in seqs {
-        sqlx::query("UPDATE events SET published_at = $1, claimed_until = NULL, claimed_by = NULL, attempts = attempts + 1 WHERE seq = $2")
-            .bind(now)
-            .bind(seq)
-            .execute(&mut *conn)
-            .await?;
-    }
+    let sql = format!(
+        "UPDATE events SET published_at = $1, claimed_until = NULL, claimed_by = NULL, attempts = attempts + 1 \
+         WHERE seq IN ({})",
+        seq_list(seqs)
+    );
+    sqlx::query(&sql).bind(now).execute(&mut *conn).await?;
     Ok(())
 }
 
 async fn release_events(conn: &mut Conn, seqs: &[i64], error: &str) -> Result<(), StoreError> {
-    for seq in seqs {
-        sqlx::query("UPDATE events SET claimed_until = NULL, claimed_by = NULL, attempts = attempts + 1, last_error = $1 WHERE seq = $2")
-            .bind(error)
-            .bind(seq)
-            .execute(&mut *conn)
-            .await?;
-    }
+    let sql = format!(
+        "UPDATE events SET claimed_until = NULL, claimed_by = NULL, attempts = attempts + 1, last_error = $1 \
+         WHERE seq IN ({})",
+        seq_list(seqs)
+    );
+    sqlx::query(&sql).bind(error).execute(&mut *conn).await?;
     Ok(())
 }
 
@@ -497,6 +506,7 @@ impl Backend {
         timing: Timing,
     ) -> Result<RecordResult, StoreError> {
         self.write(move |c| {
+            let (obs, raw, dedupe_key) = (obs.clone(), raw.clone(), dedupe_key.clone());
             Box::pin(async move {
                 apply_observation(c, &obs, raw.as_deref(), dedupe_key.as_deref(), timing, now_ms()).await
             })
@@ -505,7 +515,10 @@ impl Backend {
     }
 
     pub async fn register_invoice(&self, inv: NewInvoice, timing: Timing) -> Result<bool, StoreError> {
-        self.write(move |c| Box::pin(async move { register_invoice(c, &inv, timing, now_ms()).await })).await
+        self.write(move |c| {
+            let inv = inv.clone();
+            Box::pin(async move { register_invoice(c, &inv, timing, now_ms()).await })
+        }).await
     }
 
     pub async fn invoice(&self, merchant_id: &str, invoice_no: &str) -> Result<Option<InvoiceRow>, StoreError> {
@@ -522,15 +535,24 @@ impl Backend {
 
     pub async fn claim_events(&self, owner: String, limit: i64, lease: Duration) -> Result<Vec<EventRow>, StoreError> {
         let lease_ms = crate::store::ms(lease);
-        self.write(move |c| Box::pin(async move { claim_events(c, &owner, limit, lease_ms, now_ms()).await })).await
+        self.write(move |c| {
+            let owner = owner.clone();
+            Box::pin(async move { claim_events(c, &owner, limit, lease_ms, now_ms()).await })
+        }).await
     }
 
     pub async fn mark_published(&self, seqs: Vec<i64>) -> Result<(), StoreError> {
-        self.write(move |c| Box::pin(async move { mark_published(c, &seqs, now_ms()).await })).await
+        self.write(move |c| {
+            let seqs = seqs.clone();
+            Box::pin(async move { mark_published(c, &seqs, now_ms()).await })
+        }).await
     }
 
     pub async fn release_events(&self, seqs: Vec<i64>, error: String) -> Result<(), StoreError> {
-        self.write(move |c| Box::pin(async move { release_events(c, &seqs, &error).await })).await
+        self.write(move |c| {
+            let seqs = seqs.clone(); let error = error.clone();
+            Box::pin(async move { release_events(c, &seqs, &error).await })
+        }).await
     }
 
     pub async fn outbox_stats(&self) -> Result<OutboxStats, StoreError> {
@@ -538,7 +560,10 @@ impl Backend {
     }
 
     pub async fn replay(&self, selector: ReplaySelector) -> Result<u64, StoreError> {
-        self.write(move |c| Box::pin(async move { replay(c, &selector).await })).await
+        self.write(move |c| {
+            let selector = selector.clone();
+            Box::pin(async move { replay(c, &selector).await })
+        }).await
     }
 
     pub async fn record_frontend_return(
@@ -546,7 +571,10 @@ impl Backend {
         ret: FrontendReturnRecord,
         timing: Timing,
     ) -> Result<FrontendReturnResult, StoreError> {
-        self.write(move |c| Box::pin(async move { record_frontend_return(c, &ret, timing, now_ms()).await })).await
+        self.write(move |c| {
+            let ret = ret.clone();
+            Box::pin(async move { record_frontend_return(c, &ret, timing, now_ms()).await })
+        }).await
     }
 
     pub async fn claim_due_invoices(
@@ -556,12 +584,18 @@ impl Backend {
         lease: Duration,
     ) -> Result<Vec<InvoiceRow>, StoreError> {
         let lease_ms = crate::store::ms(lease);
-        self.write(move |c| Box::pin(async move { claim_due_invoices(c, &owner, limit, lease_ms, now_ms()).await }))
+        self.write(move |c| {
+            let owner = owner.clone();
+            Box::pin(async move { claim_due_invoices(c, &owner, limit, lease_ms, now_ms()).await })
+        })
             .await
     }
 
     pub async fn record_inquiry(&self, done: InquiryDone, timing: Timing) -> Result<InquiryRecorded, StoreError> {
-        self.write(move |c| Box::pin(async move { record_inquiry(c, &done, timing, now_ms()).await })).await
+        self.write(move |c| {
+            let done = done.clone();
+            Box::pin(async move { record_inquiry(c, &done, timing, now_ms()).await })
+        }).await
     }
 
     pub async fn reconcile_stats(&self, give_up_after: Duration) -> Result<ReconcileStats, StoreError> {

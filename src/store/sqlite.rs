@@ -1,8 +1,9 @@
 //! SQLite backend: WAL, `synchronous = FULL`, one writer task that groups concurrent writes into
-//! one transaction (one fsync) with a savepoint per write, and a pool of readers.
+//! one transaction (one fsync), and a pool of readers.
 
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
@@ -37,8 +38,15 @@ const CLAIM_DUE_INVOICES: &str =
 
 include!("ops.rs");
 
-type Completion = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
-type Job = Box<dyn for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, (bool, Completion)> + Send>;
+type RunWrite = dyn for<'c> Fn(&'c mut SqliteConnection) -> BoxFuture<'c, Result<(), StoreError>> + Send + Sync;
+
+/// One queued write. `run` may be called twice: inside a group transaction and, if that group
+/// failed, again alone; it keeps its latest result for `finish`, which answers the caller once the
+/// commit is known.
+struct Job {
+    run: Box<RunWrite>,
+    finish: Box<dyn FnOnce(Result<(), StoreError>) + Send + Sync>,
+}
 
 /// The SQLite store.
 #[derive(Clone)]
@@ -77,19 +85,31 @@ impl SqliteStore {
     async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
-        F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Result<T, StoreError>> + Send + 'static,
+        F: for<'c> Fn(&'c mut SqliteConnection) -> BoxFuture<'c, Result<T, StoreError>> + Send + Sync + 'static,
     {
         let (reply, answer) = oneshot::channel();
-        let job: Job = Box::new(move |conn| {
-            Box::pin(async move {
-                let result = f(conn).await;
-                let ok = result.is_ok();
-                let done: Completion = Box::new(move |commit| {
-                    let _ = reply.send(commit.and(result));
-                });
-                (ok, done)
-            })
-        });
+        let slot: Arc<Mutex<Option<Result<T, StoreError>>>> = Arc::new(Mutex::new(None));
+        let kept = slot.clone();
+        let f = Arc::new(f);
+        let job = Job {
+            run: Box::new(move |conn| {
+                let (f, slot) = (f.clone(), slot.clone());
+                Box::pin(async move {
+                    let result = f(conn).await;
+                    let outcome = result.as_ref().map(|_| ()).map_err(Clone::clone);
+                    *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(result);
+                    outcome
+                })
+            }),
+            finish: Box::new(move |commit| {
+                let result = kept
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .take()
+                    .unwrap_or_else(|| Err(StoreError::Unavailable("the write did not run".into())));
+                let _ = reply.send(commit.and(result));
+            }),
+        };
         self.writer.send(job).await.map_err(|_| StoreError::Unavailable("the SQLite writer has stopped".into()))?;
         answer.await.map_err(|_| StoreError::Unavailable("the SQLite writer dropped the write".into()))?
     }
@@ -109,41 +129,57 @@ impl SqliteStore {
     }
 }
 
-/// Takes every queued write (up to `max_batch`), runs each in its own savepoint inside one
-/// transaction, commits once, then answers all of them.
+/// Takes every queued write (up to `max_batch`) and runs them in one transaction, committed once
+/// (one fsync for the group), then answers all of them. If any write fails, the group is rolled
+/// back and each write runs again in its own transaction, so one failure never affects the others.
 async fn writer_loop(mut conn: SqliteConnection, mut jobs: mpsc::Receiver<Job>, max_batch: usize) {
     let mut batch: Vec<Job> = Vec::with_capacity(max_batch);
     loop {
         if jobs.recv_many(&mut batch, max_batch).await == 0 {
             return;
         }
-        let mut done: Vec<Completion> = Vec::with_capacity(batch.len());
-        let outcome = run_batch(&mut conn, batch.drain(..), &mut done).await;
-        if let Err(e) = &outcome {
-            tracing::error!(error = %e, writes = done.len(), "SQLite group commit failed");
-        }
-        for complete in done {
-            complete(outcome.clone());
+        match run_group(&mut conn, &batch).await {
+            Ok(true) => {
+                for job in batch.drain(..) {
+                    (job.finish)(Ok(()));
+                }
+            }
+            Ok(false) => {
+                for job in batch.drain(..) {
+                    let outcome = run_alone(&mut conn, &job).await;
+                    (job.finish)(outcome);
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, writes = batch.len(), "SQLite group commit failed");
+                for job in batch.drain(..) {
+                    (job.finish)(Err(e.clone()));
+                }
+            }
         }
     }
 }
 
-async fn run_batch(
-    conn: &mut SqliteConnection,
-    jobs: impl Iterator<Item = Job>,
-    done: &mut Vec<Completion>,
-) -> Result<(), StoreError> {
+/// `Ok(true)`: every write succeeded and the group is committed; `Ok(false)`: a write failed and
+/// the group was rolled back.
+async fn run_group(conn: &mut SqliteConnection, jobs: &[Job]) -> Result<bool, StoreError> {
     let mut tx = conn.begin().await?;
     for job in jobs {
-        let mut savepoint = tx.begin().await?;
-        let (ok, complete) = job(&mut savepoint).await;
-        if ok {
-            savepoint.commit().await?;
-        } else {
-            savepoint.rollback().await?;
+        if (job.run)(&mut tx).await.is_err() {
+            tx.rollback().await?;
+            return Ok(false);
         }
-        done.push(complete);
     }
     tx.commit().await?;
+    Ok(true)
+}
+
+async fn run_alone(conn: &mut SqliteConnection, job: &Job) -> Result<(), StoreError> {
+    let mut tx = conn.begin().await?;
+    if (job.run)(&mut tx).await.is_ok() {
+        tx.commit().await?;
+    } else {
+        tx.rollback().await?;
+    }
     Ok(())
 }

@@ -71,8 +71,11 @@ fn help_lists_the_sub_commands() {
 #[test]
 fn the_shipped_deployment_configs_are_valid() {
     let root = env!("CARGO_MANIFEST_DIR");
-    for file in ["deploy/base/production.toml", "deploy/overlays/production/production.toml", "deploy/overlays/staging/staging.toml"]
-    {
+    for file in [
+        "deploy/base/production.toml",
+        "deploy/overlays/production/production.toml",
+        "deploy/overlays/staging/staging.toml",
+    ] {
         let text = std::fs::read_to_string(format!("{root}/{file}")).unwrap();
         // Merchant keys are Secret mounts in the cluster: stand them up in a temp dir.
         let dir = tempfile::tempdir().unwrap();
