@@ -578,6 +578,26 @@ async fn events_recorded_while_the_connection_is_down_go_out_after_reconnecting(
 // ---------------------------------------------------------------------------------------------
 // 4. Unroutable: returned events stay unpublished until a queue is bound.
 
+/// Records three events the broker will refuse, waits until each was refused with `result`
+/// (`returned` or `nack`), and checks that none is marked published.
+async fn record_three_rejected(db: &TestDb, relay: &Relay, result: &'static str) -> Vec<String> {
+    let invoices: Vec<String> = (0..3).map(|_| unique("inv")).collect();
+    for inv in &invoices {
+        record(&db.store, inv, "0000", "T1").await;
+        relay.wake.notify_one();
+    }
+    let m = relay.metrics.clone();
+    wait_for(&format!("3 {result}"), Duration::from_secs(10), || {
+        let m = m.clone();
+        async move { m.publish_confirms.with_label_values(&[result]).get() >= 3 }
+    })
+    .await;
+    let rows = events(&db.store, &invoices).await;
+    assert!(rows.iter().all(|r| r.published_at.is_none()));
+    assert_eq!(relay.published("payment.succeeded"), 0);
+    invoices
+}
+
 async fn unroutable_events_stay_unpublished_until_a_queue_is_bound(backend: Backend) {
     let db = TestDb::new(backend).await;
     let exchange = unique("test.payments");
@@ -586,20 +606,7 @@ async fn unroutable_events_stay_unpublished_until_a_queue_is_bound(backend: Back
     let relay = Relay::start(settings(&amqp_url(), &exchange, ""), db.store.clone());
     relay.wait_connected().await;
 
-    let invoices: Vec<String> = (0..3).map(|_| unique("inv")).collect();
-    for inv in &invoices {
-        record(&db.store, inv, "0000", "T1").await;
-        relay.wake.notify_one();
-    }
-    let m = relay.metrics.clone();
-    wait_for("3 returns", Duration::from_secs(10), || {
-        let m = m.clone();
-        async move { m.publish_confirms.with_label_values(&["returned"]).get() >= 3 }
-    })
-    .await;
-    let rows = events(&db.store, &invoices).await;
-    assert!(rows.iter().all(|r| r.published_at.is_none()));
-    assert_eq!(relay.published("payment.succeeded"), 0);
+    let invoices = record_three_rejected(&db, &relay, "returned").await;
     // Backing off, not hot-looping: a couple of seconds see only a handful of attempts.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let returned = relay.confirms("returned");
@@ -789,20 +796,7 @@ async fn nacked_events_stay_unpublished_until_the_broker_accepts_them() {
     let relay = Relay::start(settings(&amqp_url(), &exchange, ""), db.store.clone());
     relay.wait_connected().await;
 
-    let invoices: Vec<String> = (0..3).map(|_| unique("inv")).collect();
-    for inv in &invoices {
-        record(&db.store, inv, "0000", "T1").await;
-        relay.wake.notify_one();
-    }
-    let m = relay.metrics.clone();
-    wait_for("3 nacks", Duration::from_secs(10), || {
-        let m = m.clone();
-        async move { m.publish_confirms.with_label_values(&["nack"]).get() >= 3 }
-    })
-    .await;
-    let rows = events(&db.store, &invoices).await;
-    assert!(rows.iter().all(|r| r.published_at.is_none()));
-    assert_eq!(relay.published("payment.succeeded"), 0);
+    let invoices = record_three_rejected(&db, &relay, "nack").await;
     assert!(relay.handle.is_connected(), "a nack does not drop the connection");
 
     // Remove the refusing queue: the retries are accepted.
