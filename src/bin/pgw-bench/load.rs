@@ -12,6 +12,17 @@ use futures_util::future::BoxFuture;
 
 use crate::stats::Latency;
 
+/// The runtime the load generator's requests run on (two workers, named for the CPU report).
+pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    use anyhow::Context;
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name(crate::cpu::LOAD_THREAD_NAME)
+        .enable_all()
+        .build()
+        .context("cannot start the load runtime")
+}
+
 /// What to send and how.
 #[derive(Debug, Clone, Copy)]
 pub struct Plan {

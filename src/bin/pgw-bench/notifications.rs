@@ -15,7 +15,7 @@ use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
 use crate::broker::{self, Received, Sink};
-use crate::cpu::{self, Machine, Snapshot, Usage};
+use crate::cpu::{Machine, Snapshot, Usage};
 use crate::db::{BenchDb, DbArgs};
 use crate::load::{self, Plan, Request};
 use crate::stats::{fmt_ms, fmt_rate, Latency};
@@ -145,12 +145,7 @@ struct Report {
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let db = BenchDb::create(&args.db).await?;
-    let load_rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .thread_name(cpu::LOAD_THREAD_NAME)
-        .enable_all()
-        .build()
-        .context("cannot start the load runtime")?;
+    let load_rt = crate::load::runtime()?;
     let result = measure(&args, &db, load_rt.handle()).await;
     load_rt.shutdown_background();
     db.remove().await;

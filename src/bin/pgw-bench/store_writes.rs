@@ -15,7 +15,7 @@ use pgw_relay::store::{now_ms, Store, Timing};
 use secrecy::SecretString;
 use serde::Serialize;
 
-use crate::cpu::{self, Machine};
+use crate::cpu::Machine;
 use crate::db::{BenchDb, DbArgs};
 use crate::load::{Plan, Request};
 use crate::notifications::{claims, phase_with_run, Phase, MERCHANT, MERCHANT_KEY};
@@ -54,12 +54,7 @@ struct Report {
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let db = BenchDb::create(&args.db).await?;
-    let load_rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .thread_name(cpu::LOAD_THREAD_NAME)
-        .enable_all()
-        .build()
-        .context("cannot start the load runtime")?;
+    let load_rt = crate::load::runtime()?;
     let result = measure(&args, &db, load_rt.handle()).await;
     load_rt.shutdown_background();
     db.remove().await;
