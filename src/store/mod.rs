@@ -1,10 +1,14 @@
 //! Durable storage of invoices, their history and the event outbox, on SQLite (embedded default,
 //! one replica) or PostgreSQL (several replicas). Both backends run the same operations
-//! (`ops.rs`, compiled once per backend) so they behave the same; the test suite runs on both.
+//! (`ops.rs`, written once against the connection interface in `sql.rs`) so they behave the
+//! same; the test suite runs on both.
 
+mod ops;
 mod postgres;
 mod rows;
+mod sql;
 mod sqlite;
+mod sqlite_writer;
 
 use std::time::Duration;
 
@@ -164,9 +168,35 @@ macro_rules! dispatch {
     };
 }
 
+/// `write!(self, |c, now| ops::f(c, …, now))`: runs the operation in one transaction (on SQLite,
+/// the writer's current group) and answers after the commit.
+macro_rules! write {
+    ($self:expr, |$c:ident, $now:ident| $op:expr) => {
+        match $self {
+            Store::Sqlite(s) => s.write(move |$c, $now| sqlite_writer::run_now($op)).await,
+            Store::Postgres(s) => s.write(move |$c, $now| Box::pin(async move { $op.await })).await,
+        }
+    };
+}
+
+/// `read!(self, |c| ops::f(c, …))`: runs the operation on a pooled connection.
+macro_rules! read {
+    ($self:expr, |$c:ident| $op:expr) => {
+        match $self {
+            Store::Sqlite(s) => {
+                let mut conn = s.read().await?;
+                let $c = &mut *conn;
+                $op.await
+            }
+            Store::Postgres(s) => s.read(move |$c| Box::pin(async move { $op.await })).await,
+        }
+    };
+}
+
 impl Store {
     /// Connects (lazily for PostgreSQL, so the service starts while the database is down) and
-    /// creates the SQLite file and its folder if needed.
+    /// creates the SQLite file and its folder if needed. PostgreSQL work runs on the calling
+    /// runtime.
     pub async fn connect(settings: &DatabaseSettings) -> Result<Store, StoreError> {
         let url = settings.url.expose_secret();
         if url.starts_with("sqlite:") {
@@ -203,33 +233,37 @@ impl Store {
         dedupe_key: Option<String>,
         timing: Timing,
     ) -> Result<RecordResult, StoreError> {
-        dispatch!(self, s => s.record_observation(obs, raw, dedupe_key, timing).await)
+        write!(self, |c, now| ops::apply_observation(c, &obs, raw.as_deref(), dedupe_key.as_deref(), timing, now))
     }
 
     /// Registers an invoice; `Ok(true)` when new, `Ok(false)` when already known.
     pub async fn register_invoice(&self, invoice: NewInvoice, timing: Timing) -> Result<bool, StoreError> {
-        dispatch!(self, s => s.register_invoice(invoice, timing).await)
+        write!(self, |c, now| ops::register_invoice(c, &invoice, timing, now))
     }
 
     /// One invoice.
     pub async fn invoice(&self, merchant_id: &str, invoice_no: &str) -> Result<Option<InvoiceRow>, StoreError> {
-        dispatch!(self, s => s.invoice(merchant_id, invoice_no).await)
+        let (merchant_id, invoice_no) = (merchant_id.to_owned(), invoice_no.to_owned());
+        read!(self, |c| ops::select_invoice(c, &merchant_id, &invoice_no))
     }
 
     /// The observations recorded for an invoice, oldest first.
     pub async fn history(&self, merchant_id: &str, invoice_no: &str) -> Result<Vec<HistoryRow>, StoreError> {
-        dispatch!(self, s => s.history(merchant_id, invoice_no).await)
+        let (merchant_id, invoice_no) = (merchant_id.to_owned(), invoice_no.to_owned());
+        read!(self, |c| ops::select_history(c, &merchant_id, &invoice_no))
     }
 
     /// The events of an invoice, by sequence.
     pub async fn events_of(&self, merchant_id: &str, invoice_no: &str) -> Result<Vec<EventRow>, StoreError> {
-        dispatch!(self, s => s.events_of(merchant_id, invoice_no).await)
+        let (merchant_id, invoice_no) = (merchant_id.to_owned(), invoice_no.to_owned());
+        read!(self, |c| ops::select_events(c, &merchant_id, &invoice_no))
     }
 
     /// Claims up to `limit` unpublished events for `owner` for `lease`, oldest first. Rows claimed
     /// by another live relay are skipped.
     pub async fn claim_events(&self, owner: &str, limit: i64, lease: Duration) -> Result<Vec<EventRow>, StoreError> {
-        dispatch!(self, s => s.claim_events(owner.to_string(), limit, lease).await)
+        let (owner, lease_ms) = (owner.to_owned(), ms(lease));
+        write!(self, |c, now| ops::claim_events(c, &owner, limit, lease_ms, now))
     }
 
     /// Marks events as published (the broker confirmed them).
@@ -237,7 +271,7 @@ impl Store {
         if seqs.is_empty() {
             return Ok(());
         }
-        dispatch!(self, s => s.mark_published(seqs).await)
+        write!(self, |c, now| ops::mark_published(c, &seqs, now))
     }
 
     /// Gives claimed events back for a later attempt, noting why.
@@ -245,17 +279,17 @@ impl Store {
         if seqs.is_empty() {
             return Ok(());
         }
-        dispatch!(self, s => s.release_events(seqs, error).await)
+        write!(self, |c, _now| ops::release_events(c, &seqs, &error))
     }
 
     /// Unpublished events: how many, and the oldest's creation time.
     pub async fn outbox_stats(&self) -> Result<OutboxStats, StoreError> {
-        dispatch!(self, s => s.outbox_stats().await)
+        read!(self, |c| ops::outbox_stats(c))
     }
 
     /// Marks the selected events unpublished so the relay sends them again with their ids.
     pub async fn replay(&self, selector: ReplaySelector) -> Result<u64, StoreError> {
-        dispatch!(self, s => s.replay(selector).await)
+        write!(self, |c, _now| ops::replay(c, &selector))
     }
 
     /// Records a browser return: history, "customer returned", next inquiry brought forward to
@@ -265,7 +299,7 @@ impl Store {
         ret: FrontendReturnRecord,
         timing: Timing,
     ) -> Result<FrontendReturnResult, StoreError> {
-        dispatch!(self, s => s.record_frontend_return(ret, timing).await)
+        write!(self, |c, now| ops::record_frontend_return(c, &ret, timing, now))
     }
 
     /// Leases up to `limit` invoices whose next inquiry is due to `owner` for `lease`. Invoices
@@ -276,23 +310,26 @@ impl Store {
         limit: i64,
         lease: Duration,
     ) -> Result<Vec<InvoiceRow>, StoreError> {
-        dispatch!(self, s => s.claim_due_invoices(owner.to_string(), limit, lease).await)
+        let (owner, lease_ms) = (owner.to_owned(), ms(lease));
+        write!(self, |c, now| ops::claim_due_invoices(c, &owner, limit, lease_ms, now))
     }
 
     /// Applies an inquiry's answer (like a notification, source `inquiry`), expires the invoice
     /// when asked and still pending, schedules the next attempt and releases the lease.
     pub async fn record_inquiry(&self, done: InquiryDone, timing: Timing) -> Result<InquiryRecorded, StoreError> {
-        dispatch!(self, s => s.record_inquiry(done, timing).await)
+        write!(self, |c, now| ops::record_inquiry(c, &done, timing, now))
     }
 
     /// Reconciliation backlog figures.
     pub async fn reconcile_stats(&self, give_up_after: Duration) -> Result<ReconcileStats, StoreError> {
-        dispatch!(self, s => s.reconcile_stats(give_up_after).await)
+        let now = now_ms();
+        let give_up_before = now - ms(give_up_after);
+        read!(self, |c| ops::reconcile_stats(c, now, give_up_before))
     }
 
     /// Invoices per state.
     pub async fn count_by_status(&self) -> Result<Vec<(String, i64)>, StoreError> {
-        dispatch!(self, s => s.count_by_status().await)
+        read!(self, |c| ops::count_by_status(c))
     }
 }
 

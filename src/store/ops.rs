@@ -1,43 +1,98 @@
-// Store operations written once against `Db`/`Conn` and compiled into both backend modules with
-// `include!`. The including module defines `Backend` (its store type, with `write` for one
-// transaction and `read` for a pooled connection), `Db`, `Conn`, `SELECT_INVOICE_LOCKED` and
-// `CLAIM_EVENTS`, `CLAIM_DUE_INVOICES` (the only dialect differences).
+//! The store's operations, written once against [`Sql`] so that every backend runs the same
+//! statements and the same decisions. Writes expect to run inside one transaction.
 
 use crate::domain::event::{self, EventFacts};
 use crate::domain::observation::{Observation, Source};
 use crate::domain::state::{self, Current, Decision, Status};
+use crate::store::sql::{args, Arg, Dialect, Sql};
 use crate::store::{
-    ms, EventRow, FrontendReturnRecord, FrontendReturnResult, HistoryRow, InquiryDone, InquiryRecorded, InvoiceRow, NewInvoice,
-    OutboxStats, ReconcileStats, RecordResult, ReplaySelector, StoreError, Timing,
+    ms, EventRow, FrontendReturnRecord, FrontendReturnResult, HistoryRow, InquiryDone, InquiryRecorded, InvoiceRow,
+    NewInvoice, OutboxStats, ReconcileStats, RecordResult, ReplaySelector, StoreError, Timing,
 };
 
-const INVOICE_COLUMNS: &str = "merchant_id, invoice_no, status, amount_minor, currency, exponent, origin, trusted, sequence, \
-    resp_code, resp_desc, tran_ref, notified_at, returned_at, needs_review, expires_at, next_inquiry_at, \
-    inquiry_attempts, last_inquiry_at, created_at, updated_at";
+/// The columns of `InvoiceRow`, in its order.
+macro_rules! invoice_columns {
+    () => {
+        "merchant_id, invoice_no, status, amount_minor, currency, exponent, origin, trusted, sequence, \
+        resp_code, resp_desc, tran_ref, notified_at, returned_at, needs_review, expires_at, next_inquiry_at, \
+        inquiry_attempts, last_inquiry_at, created_at, updated_at"
+    };
+}
 
-const INSERT_HISTORY: &str = "INSERT INTO history (merchant_id, invoice_no, kind, dedupe_key, resp_code, resp_desc, raw, normalized, \
-    received_at, outcome) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (dedupe_key) DO NOTHING RETURNING id";
+/// The columns of `EventRow`, in its order.
+macro_rules! event_columns {
+    () => {
+        "seq, event_id, merchant_id, invoice_no, sequence, event_type, body, created_at, published_at, attempts"
+    };
+}
 
-const INSERT_INVOICE_IF_ABSENT: &str = "INSERT INTO invoices (merchant_id, invoice_no, status, amount_minor, currency, exponent, origin, trusted, \
-    sequence, expires_at, next_inquiry_at, created_at, updated_at) \
+const SELECT_INVOICE: &str =
+    concat!("SELECT ", invoice_columns!(), " FROM invoices WHERE merchant_id = $1 AND invoice_no = $2");
+
+/// SQLite: no row locks, the single writer serialises every write.
+pub const SQLITE: Dialect = Dialect {
+    lock_invoice: SELECT_INVOICE,
+    claim_events: concat!(
+        "UPDATE events SET claimed_until = $1, claimed_by = $2 WHERE seq IN (",
+        "SELECT seq FROM events WHERE published_at IS NULL AND (claimed_until IS NULL OR claimed_until < $3) ",
+        "ORDER BY seq LIMIT $4) RETURNING ",
+        event_columns!()
+    ),
+    claim_due_invoices: concat!(
+        "UPDATE invoices SET lease_owner = $1, lease_until = $2 WHERE (merchant_id, invoice_no) IN (",
+        "SELECT merchant_id, invoice_no FROM invoices WHERE next_inquiry_at IS NOT NULL AND next_inquiry_at <= $3 ",
+        "AND (lease_until IS NULL OR lease_until < $3) ORDER BY next_inquiry_at LIMIT $4) RETURNING ",
+        invoice_columns!()
+    ),
+};
+
+/// PostgreSQL: row locks, and claims that skip rows another replica holds.
+pub const POSTGRES: Dialect = Dialect {
+    lock_invoice: concat!(
+        "SELECT ",
+        invoice_columns!(),
+        " FROM invoices WHERE merchant_id = $1 AND invoice_no = $2 FOR UPDATE"
+    ),
+    claim_events: concat!(
+        "UPDATE events SET claimed_until = $1, claimed_by = $2 WHERE seq IN (",
+        "SELECT seq FROM events WHERE published_at IS NULL AND (claimed_until IS NULL OR claimed_until < $3) ",
+        "ORDER BY seq LIMIT $4 FOR UPDATE SKIP LOCKED) RETURNING ",
+        event_columns!()
+    ),
+    claim_due_invoices: concat!(
+        "UPDATE invoices SET lease_owner = $1, lease_until = $2 WHERE (merchant_id, invoice_no) IN (",
+        "SELECT merchant_id, invoice_no FROM invoices WHERE next_inquiry_at IS NOT NULL AND next_inquiry_at <= $3 ",
+        "AND (lease_until IS NULL OR lease_until < $3) ORDER BY next_inquiry_at LIMIT $4 FOR UPDATE SKIP LOCKED) ",
+        "RETURNING ",
+        invoice_columns!()
+    ),
+};
+
+const INSERT_HISTORY: &str = "INSERT INTO history (merchant_id, invoice_no, kind, dedupe_key, resp_code, resp_desc, raw, \
+    normalized, received_at, outcome) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (dedupe_key) DO NOTHING \
+    RETURNING id";
+
+const INSERT_INVOICE_IF_ABSENT: &str = "INSERT INTO invoices (merchant_id, invoice_no, status, amount_minor, currency, \
+    exponent, origin, trusted, sequence, expires_at, next_inquiry_at, created_at, updated_at) \
     VALUES ($1, $2, 'pending', $3, $4, $5, $6, $7, 0, $8, $9, $10, $10) ON CONFLICT (merchant_id, invoice_no) DO NOTHING";
 
 /// Like `INSERT_INVOICE_IF_ABSENT`, but also locks an existing row (a no-op update) and returns
 /// the invoice either way.
-const UPSERT_INVOICE_LOCKED: &str = "INSERT INTO invoices (merchant_id, invoice_no, status, amount_minor, currency, exponent, origin, trusted, \
-    sequence, expires_at, next_inquiry_at, created_at, updated_at) \
-    VALUES ($1, $2, 'pending', $3, $4, $5, $6, $7, 0, $8, $9, $10, $10) \
-    ON CONFLICT (merchant_id, invoice_no) DO UPDATE SET merchant_id = excluded.merchant_id \
-    RETURNING merchant_id, invoice_no, status, amount_minor, currency, exponent, origin, trusted, sequence, \
-    resp_code, resp_desc, tran_ref, notified_at, returned_at, needs_review, expires_at, next_inquiry_at, \
-    inquiry_attempts, last_inquiry_at, created_at, updated_at";
+const UPSERT_INVOICE_LOCKED: &str = concat!(
+    "INSERT INTO invoices (merchant_id, invoice_no, status, amount_minor, currency, exponent, origin, trusted, ",
+    "sequence, expires_at, next_inquiry_at, created_at, updated_at) ",
+    "VALUES ($1, $2, 'pending', $3, $4, $5, $6, $7, 0, $8, $9, $10, $10) ",
+    "ON CONFLICT (merchant_id, invoice_no) DO UPDATE SET merchant_id = excluded.merchant_id RETURNING ",
+    invoice_columns!()
+);
 
-const INSERT_EVENT: &str = "INSERT INTO events (event_id, merchant_id, invoice_no, sequence, event_type, body, created_at) \
+const INSERT_EVENT: &str =
+    "INSERT INTO events (event_id, merchant_id, invoice_no, sequence, event_type, body, created_at) \
     VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (event_id) DO NOTHING";
 
 /// Records `obs` and applies it; see `Store::record_observation`.
-async fn apply_observation(
-    conn: &mut Conn,
+pub async fn apply_observation<C: Sql>(
+    c: &mut C,
     obs: &Observation,
     raw: Option<&str>,
     dedupe_key: Option<&str>,
@@ -47,19 +102,25 @@ async fn apply_observation(
     // Create the invoice if this observation is the first news of it, and lock it, in one
     // statement: concurrent observations of one invoice apply one after the other.
     let amount = obs.amount.as_ref();
-    let row = sqlx::query_as::<_, InvoiceRow>(UPSERT_INVOICE_LOCKED)
-        .bind(&obs.merchant_id)
-        .bind(&obs.invoice_no)
-        .bind(amount.map(|a| a.minor))
-        .bind(amount.map(|a| a.currency.as_str()))
-        .bind(amount.map(|a| a.exponent as i32))
-        .bind(obs.source.as_str())
-        .bind(obs.source != Source::FrontendReturn)
-        .bind(now + ms(timing.payment_window))
-        .bind(now + ms(timing.grace))
-        .bind(now)
-        .fetch_one(&mut *conn)
+    let rows = c
+        .invoices(
+            UPSERT_INVOICE_LOCKED,
+            args![
+                &obs.merchant_id,
+                &obs.invoice_no,
+                amount.map(|a| a.minor),
+                amount.map(|a| a.currency.as_str()),
+                amount.map(|a| a.exponent as i32),
+                obs.source.as_str(),
+                obs.source != Source::FrontendReturn,
+                now + ms(timing.payment_window),
+                now + ms(timing.grace),
+                now,
+            ],
+        )
         .await?;
+    let row =
+        rows.into_iter().next().ok_or_else(|| StoreError::Corrupt("the invoice upsert returned no row".into()))?;
     let before = row.status()?;
     let registered = row.amount();
     let current = Current { status: before, amount: registered.clone(), sequence: row.sequence };
@@ -71,22 +132,32 @@ async fn apply_observation(
         Decision::NoChange => "no_change".to_string(),
     };
     let normalized = serde_json::to_string(obs).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    let history_id: Option<i64> = sqlx::query_scalar(INSERT_HISTORY)
-        .bind(&obs.merchant_id)
-        .bind(&obs.invoice_no)
-        .bind(obs.source.as_str())
-        .bind(dedupe_key)
-        .bind(&obs.resp_code)
-        .bind(&obs.resp_desc)
-        .bind(raw)
-        .bind(&normalized)
-        .bind(now)
-        .bind(&predicted)
-        .fetch_optional(&mut *conn)
+    let inserted = c
+        .integers(
+            INSERT_HISTORY,
+            args![
+                &obs.merchant_id,
+                &obs.invoice_no,
+                obs.source.as_str(),
+                dedupe_key,
+                &obs.resp_code,
+                &obs.resp_desc,
+                raw,
+                normalized.as_str(),
+                now,
+                predicted.as_str(),
+            ],
+        )
         .await?;
-    let Some(history_id) = history_id else {
+    let Some(history_id) = inserted.and_then(|r| r.first().copied().flatten()) else {
         // Stored before: nothing changes (the upsert above touched no column).
-        return Ok(RecordResult { duplicate: true, decision: Decision::NoChange, status: before, events: 0, anomaly: None });
+        return Ok(RecordResult {
+            duplicate: true,
+            decision: Decision::NoChange,
+            status: before,
+            events: 0,
+            anomaly: None,
+        });
     };
 
     let mut status = before;
@@ -117,7 +188,7 @@ async fn apply_observation(
             source: obs.source.as_str(),
             now_ms: now,
         });
-        if insert_event(conn, &ev).await? {
+        if insert_event(c, &ev).await? {
             events = 1;
             sequence += 1;
             status = next_status;
@@ -136,144 +207,162 @@ async fn apply_observation(
     };
     let trusted = row.trusted || obs.source != Source::FrontendReturn;
     let (amount_minor, currency, exponent) = match (&registered, amount) {
-        (Some(r), _) => (Some(r.minor), Some(r.currency.clone()), Some(r.exponent as i32)),
-        (None, Some(a)) => (Some(a.minor), Some(a.currency.clone()), Some(a.exponent as i32)),
+        (Some(r), _) => (Some(r.minor), Some(r.currency.as_str()), Some(r.exponent as i32)),
+        (None, Some(a)) => (Some(a.minor), Some(a.currency.as_str()), Some(a.exponent as i32)),
         (None, None) => (None, None, None),
     };
-    sqlx::query(
+    c.execute(
         "UPDATE invoices SET status = $3, sequence = $4, resp_code = $5, resp_desc = $6, tran_ref = COALESCE($7, tran_ref), \
          notified_at = $8, needs_review = $9, next_inquiry_at = $10, trusted = $11, amount_minor = $12, currency = $13, \
          exponent = $14, updated_at = $15 WHERE merchant_id = $1 AND invoice_no = $2",
+        args![
+            &obs.merchant_id,
+            &obs.invoice_no,
+            status.as_str(),
+            sequence,
+            &obs.resp_code,
+            &obs.resp_desc,
+            &obs.tran_ref,
+            notified_at,
+            needs_review,
+            next_inquiry_at,
+            trusted,
+            amount_minor,
+            currency,
+            exponent,
+            now,
+        ],
     )
-    .bind(&obs.merchant_id)
-    .bind(&obs.invoice_no)
-    .bind(status.as_str())
-    .bind(sequence)
-    .bind(&obs.resp_code)
-    .bind(&obs.resp_desc)
-    .bind(&obs.tran_ref)
-    .bind(notified_at)
-    .bind(needs_review)
-    .bind(next_inquiry_at)
-    .bind(trusted)
-    .bind(amount_minor)
-    .bind(currency)
-    .bind(exponent)
-    .bind(now)
-    .execute(&mut *conn)
     .await?;
 
     if let (Decision::Anomaly(r), 0) = (decision, events) {
         // The same anomaly was recorded before: say so in this observation's history.
-        sqlx::query("UPDATE history SET outcome = $1 WHERE id = $2")
-            .bind(format!("anomaly_repeated:{}", r.as_str()))
-            .bind(history_id)
-            .execute(&mut *conn)
-            .await?;
+        let outcome = format!("anomaly_repeated:{}", r.as_str());
+        c.execute("UPDATE history SET outcome = $1 WHERE id = $2", args![outcome.as_str(), history_id]).await?;
     }
     Ok(RecordResult { duplicate: false, decision, status, events, anomaly })
 }
 
-async fn lock_invoice(conn: &mut Conn, merchant_id: &str, invoice_no: &str) -> Result<Option<InvoiceRow>, StoreError> {
-    Ok(sqlx::query_as::<_, InvoiceRow>(SELECT_INVOICE_LOCKED)
-        .bind(merchant_id)
-        .bind(invoice_no)
-        .fetch_optional(&mut *conn)
-        .await?)
+async fn lock_invoice<C: Sql>(
+    c: &mut C,
+    merchant_id: &str,
+    invoice_no: &str,
+) -> Result<Option<InvoiceRow>, StoreError> {
+    Ok(c.invoices(C::DIALECT.lock_invoice, args![merchant_id, invoice_no]).await?.into_iter().next())
 }
 
 /// Writes an event unless one with the same id exists; `true` when written.
-async fn insert_event(conn: &mut Conn, ev: &event::NewEvent) -> Result<bool, StoreError> {
-    let done = sqlx::query(INSERT_EVENT)
-        .bind(ev.id.to_string())
-        .bind(&ev.merchant_id)
-        .bind(&ev.invoice_no)
-        .bind(ev.sequence)
-        .bind(ev.event_type.as_str())
-        .bind(&ev.body)
-        .bind(ev.created_at_ms)
-        .execute(&mut *conn)
+async fn insert_event<C: Sql>(c: &mut C, ev: &event::NewEvent) -> Result<bool, StoreError> {
+    let id = ev.id.to_string();
+    let written = c
+        .execute(
+            INSERT_EVENT,
+            args![
+                id.as_str(),
+                &ev.merchant_id,
+                &ev.invoice_no,
+                ev.sequence,
+                ev.event_type.as_str(),
+                &ev.body,
+                ev.created_at_ms
+            ],
+        )
         .await?;
-    Ok(done.rows_affected() == 1)
+    Ok(written == 1)
 }
 
 /// Registers an invoice; an invoice known only from an untrusted browser return is upgraded.
-async fn register_invoice(conn: &mut Conn, inv: &NewInvoice, timing: Timing, now: i64) -> Result<bool, StoreError> {
+pub async fn register_invoice<C: Sql>(
+    c: &mut C,
+    inv: &NewInvoice,
+    timing: Timing,
+    now: i64,
+) -> Result<bool, StoreError> {
     let expires_at = inv.expires_at_ms.unwrap_or(now + ms(timing.payment_window));
-    let created = sqlx::query(INSERT_INVOICE_IF_ABSENT)
-        .bind(&inv.merchant_id)
-        .bind(&inv.invoice_no)
-        .bind(inv.amount.minor)
-        .bind(&inv.amount.currency)
-        .bind(inv.amount.exponent as i32)
-        .bind(inv.origin)
-        .bind(true)
-        .bind(expires_at)
-        .bind(now + ms(timing.grace))
-        .bind(now)
-        .execute(&mut *conn)
+    let exponent = Some(inv.amount.exponent as i32);
+    let created = c
+        .execute(
+            INSERT_INVOICE_IF_ABSENT,
+            args![
+                &inv.merchant_id,
+                &inv.invoice_no,
+                inv.amount.minor,
+                &inv.amount.currency,
+                exponent,
+                inv.origin,
+                true,
+                expires_at,
+                now + ms(timing.grace),
+                now,
+            ],
+        )
         .await?
-        .rows_affected()
         == 1;
     if !created {
-        sqlx::query(
+        c.execute(
             "UPDATE invoices SET trusted = TRUE, origin = $3, amount_minor = $4, currency = $5, exponent = $6, \
              expires_at = $7, updated_at = $8 WHERE merchant_id = $1 AND invoice_no = $2 AND trusted = FALSE",
+            args![
+                &inv.merchant_id,
+                &inv.invoice_no,
+                inv.origin,
+                inv.amount.minor,
+                &inv.amount.currency,
+                exponent,
+                expires_at,
+                now
+            ],
         )
-        .bind(&inv.merchant_id)
-        .bind(&inv.invoice_no)
-        .bind(inv.origin)
-        .bind(inv.amount.minor)
-        .bind(&inv.amount.currency)
-        .bind(inv.amount.exponent as i32)
-        .bind(expires_at)
-        .bind(now)
-        .execute(&mut *conn)
         .await?;
     }
     Ok(created)
 }
 
-async fn select_invoice(conn: &mut Conn, merchant_id: &str, invoice_no: &str) -> Result<Option<InvoiceRow>, StoreError> {
-    let sql = format!("SELECT {INVOICE_COLUMNS} FROM invoices WHERE merchant_id = $1 AND invoice_no = $2");
-    Ok(sqlx::query_as::<_, InvoiceRow>(&sql)
-        .bind(merchant_id)
-        .bind(invoice_no)
-        .fetch_optional(&mut *conn)
-        .await?)
+pub async fn select_invoice<C: Sql>(
+    c: &mut C,
+    merchant_id: &str,
+    invoice_no: &str,
+) -> Result<Option<InvoiceRow>, StoreError> {
+    Ok(c.invoices(SELECT_INVOICE, args![merchant_id, invoice_no]).await?.into_iter().next())
 }
 
-async fn select_history(conn: &mut Conn, merchant_id: &str, invoice_no: &str) -> Result<Vec<HistoryRow>, StoreError> {
-    Ok(sqlx::query_as::<_, HistoryRow>(
+pub async fn select_history<C: Sql>(
+    c: &mut C,
+    merchant_id: &str,
+    invoice_no: &str,
+) -> Result<Vec<HistoryRow>, StoreError> {
+    c.history(
         "SELECT id, kind, resp_code, resp_desc, outcome, raw, normalized, received_at FROM history \
          WHERE merchant_id = $1 AND invoice_no = $2 ORDER BY id",
+        args![merchant_id, invoice_no],
     )
-    .bind(merchant_id)
-    .bind(invoice_no)
-    .fetch_all(&mut *conn)
-    .await?)
+    .await
 }
 
-const EVENT_COLUMNS: &str =
-    "seq, event_id, merchant_id, invoice_no, sequence, event_type, body, created_at, published_at, attempts";
-
-async fn select_events(conn: &mut Conn, merchant_id: &str, invoice_no: &str) -> Result<Vec<EventRow>, StoreError> {
-    let sql = format!("SELECT {EVENT_COLUMNS} FROM events WHERE merchant_id = $1 AND invoice_no = $2 ORDER BY sequence");
-    Ok(sqlx::query_as::<_, EventRow>(&sql)
-        .bind(merchant_id)
-        .bind(invoice_no)
-        .fetch_all(&mut *conn)
-        .await?)
+pub async fn select_events<C: Sql>(
+    c: &mut C,
+    merchant_id: &str,
+    invoice_no: &str,
+) -> Result<Vec<EventRow>, StoreError> {
+    c.events(
+        concat!(
+            "SELECT ",
+            event_columns!(),
+            " FROM events WHERE merchant_id = $1 AND invoice_no = $2 ORDER BY sequence"
+        ),
+        args![merchant_id, invoice_no],
+    )
+    .await
 }
 
-async fn claim_events(conn: &mut Conn, owner: &str, limit: i64, lease_ms: i64, now: i64) -> Result<Vec<EventRow>, StoreError> {
-    let mut rows = sqlx::query_as::<_, EventRow>(CLAIM_EVENTS)
-        .bind(now + lease_ms)
-        .bind(owner)
-        .bind(now)
-        .bind(limit)
-        .fetch_all(&mut *conn)
-        .await?;
+pub async fn claim_events<C: Sql>(
+    c: &mut C,
+    owner: &str,
+    limit: i64,
+    lease_ms: i64,
+    now: i64,
+) -> Result<Vec<EventRow>, StoreError> {
+    let mut rows = c.events(C::DIALECT.claim_events, args![now + lease_ms, owner, now, limit]).await?;
     rows.sort_by_key(|r| r.seq);
     Ok(rows)
 }
@@ -283,131 +372,126 @@ fn seq_list(seqs: &[i64]) -> String {
     seqs.iter().map(i64::to_string).collect::<Vec<_>>().join(",")
 }
 
-async fn mark_published(conn: &mut Conn, seqs: &[i64], now: i64) -> Result<(), StoreError> {
+pub async fn mark_published<C: Sql>(c: &mut C, seqs: &[i64], now: i64) -> Result<(), StoreError> {
     let sql = format!(
         "UPDATE events SET published_at = $1, claimed_until = NULL, claimed_by = NULL, attempts = attempts + 1 \
          WHERE seq IN ({})",
         seq_list(seqs)
     );
-    sqlx::query(&sql).bind(now).execute(&mut *conn).await?;
+    c.execute(&sql, args![now]).await?;
     Ok(())
 }
 
-async fn release_events(conn: &mut Conn, seqs: &[i64], error: &str) -> Result<(), StoreError> {
+pub async fn release_events<C: Sql>(c: &mut C, seqs: &[i64], error: &str) -> Result<(), StoreError> {
     let sql = format!(
         "UPDATE events SET claimed_until = NULL, claimed_by = NULL, attempts = attempts + 1, last_error = $1 \
          WHERE seq IN ({})",
         seq_list(seqs)
     );
-    sqlx::query(&sql).bind(error).execute(&mut *conn).await?;
+    c.execute(&sql, args![error]).await?;
     Ok(())
 }
 
-async fn outbox_stats(conn: &mut Conn) -> Result<OutboxStats, StoreError> {
-    let (backlog, oldest): (i64, Option<i64>) =
-        sqlx::query_as("SELECT COUNT(*), MIN(created_at) FROM events WHERE published_at IS NULL")
-            .fetch_one(&mut *conn)
-            .await?;
-    Ok(OutboxStats { backlog, oldest_created_at_ms: oldest })
+pub async fn outbox_stats<C: Sql>(c: &mut C) -> Result<OutboxStats, StoreError> {
+    let row = c.integers("SELECT COUNT(*), MIN(created_at) FROM events WHERE published_at IS NULL", args![]).await?;
+    let row = row.unwrap_or_default();
+    Ok(OutboxStats { backlog: column(&row, 0).unwrap_or(0), oldest_created_at_ms: column(&row, 1) })
 }
 
-async fn replay(conn: &mut Conn, selector: &ReplaySelector) -> Result<u64, StoreError> {
-    let done = match selector {
+/// Column `i` of an integer row.
+fn column(row: &[Option<i64>], i: usize) -> Option<i64> {
+    row.get(i).copied().flatten()
+}
+
+/// The first column of the first row of an integer query.
+async fn scalar<C: Sql>(c: &mut C, sql: &str, args: &[Arg<'_>]) -> Result<Option<i64>, StoreError> {
+    Ok(c.integers(sql, args).await?.and_then(|row| column(&row, 0)))
+}
+
+pub async fn replay<C: Sql>(c: &mut C, selector: &ReplaySelector) -> Result<u64, StoreError> {
+    match selector {
         ReplaySelector::Invoice { merchant_id, invoice_no } => {
-            sqlx::query(
+            c.execute(
                 "UPDATE events SET published_at = NULL, claimed_until = NULL, claimed_by = NULL \
                  WHERE merchant_id = $1 AND invoice_no = $2 AND published_at IS NOT NULL",
+                args![merchant_id, invoice_no],
             )
-            .bind(merchant_id)
-            .bind(invoice_no)
-            .execute(&mut *conn)
-            .await?
+            .await
         }
         ReplaySelector::Range { from_ms, to_ms, merchant_id } => {
-            sqlx::query(
+            c.execute(
                 "UPDATE events SET published_at = NULL, claimed_until = NULL, claimed_by = NULL \
                  WHERE created_at >= $1 AND created_at < $2 AND ($3 IS NULL OR merchant_id = $3) AND published_at IS NOT NULL",
+                args![*from_ms, *to_ms, merchant_id],
             )
-            .bind(from_ms)
-            .bind(to_ms)
-            .bind(merchant_id.as_deref())
-            .execute(&mut *conn)
-            .await?
+            .await
         }
-    };
-    Ok(done.rows_affected())
+    }
 }
 
-async fn count_by_status(conn: &mut Conn) -> Result<Vec<(String, i64)>, StoreError> {
-    Ok(sqlx::query_as("SELECT status, COUNT(*) FROM invoices GROUP BY status")
-        .fetch_all(&mut *conn)
-        .await?)
+pub async fn count_by_status<C: Sql>(c: &mut C) -> Result<Vec<(String, i64)>, StoreError> {
+    c.counts("SELECT status, COUNT(*) FROM invoices GROUP BY status", args![]).await
 }
 
 /// Records a browser return; see `Store::record_frontend_return`.
-async fn record_frontend_return(
-    conn: &mut Conn,
+pub async fn record_frontend_return<C: Sql>(
+    c: &mut C,
     ret: &FrontendReturnRecord,
     timing: Timing,
     now: i64,
 ) -> Result<FrontendReturnResult, StoreError> {
-    let existing = lock_invoice(conn, &ret.merchant_id, &ret.invoice_no).await?;
+    let existing = lock_invoice(c, &ret.merchant_id, &ret.invoice_no).await?;
     let created = match &existing {
         Some(_) => false,
         None => {
-            let (untrusted,): (i64,) =
-                sqlx::query_as("SELECT COUNT(*) FROM invoices WHERE merchant_id = $1 AND trusted = FALSE")
-                    .bind(&ret.merchant_id)
-                    .fetch_one(&mut *conn)
-                    .await?;
+            let untrusted = c
+                .integers(
+                    "SELECT COUNT(*) FROM invoices WHERE merchant_id = $1 AND trusted = FALSE",
+                    args![&ret.merchant_id],
+                )
+                .await?
+                .and_then(|r| column(&r, 0))
+                .unwrap_or(0);
             if untrusted >= ret.max_untrusted {
                 return Ok(FrontendReturnResult { status: None, created: false, limited: true });
             }
-            sqlx::query(INSERT_INVOICE_IF_ABSENT)
-                .bind(&ret.merchant_id)
-                .bind(&ret.invoice_no)
-                .bind(None::<i64>)
-                .bind(None::<String>)
-                .bind(None::<i32>)
-                .bind("frontend_return")
-                .bind(false)
-                .bind(now + ms(timing.payment_window))
-                .bind(now + ms(ret.after_return))
-                .bind(now)
-                .execute(&mut *conn)
-                .await?;
+            c.execute(
+                INSERT_INVOICE_IF_ABSENT,
+                args![
+                    &ret.merchant_id,
+                    &ret.invoice_no,
+                    None::<i64>,
+                    None::<&str>,
+                    None::<i32>,
+                    "frontend_return",
+                    false,
+                    now + ms(timing.payment_window),
+                    now + ms(ret.after_return),
+                    now,
+                ],
+            )
+            .await?;
             true
         }
     };
-    sqlx::query(
+    c.execute(
         "INSERT INTO history (merchant_id, invoice_no, kind, resp_code, resp_desc, raw, received_at) \
          VALUES ($1, $2, 'frontend_return', $3, $4, $5, $6)",
+        args![&ret.merchant_id, &ret.invoice_no, &ret.resp_code, &ret.resp_desc, &ret.raw, now],
     )
-    .bind(&ret.merchant_id)
-    .bind(&ret.invoice_no)
-    .bind(&ret.resp_code)
-    .bind(&ret.resp_desc)
-    .bind(&ret.raw)
-    .bind(now)
-    .execute(&mut *conn)
     .await?;
     // Bring the next inquiry forward unless the invoice is settled or under review.
     let soon = now + ms(ret.after_return);
-    sqlx::query(
+    c.execute(
         "UPDATE invoices SET returned_at = COALESCE(returned_at, $3), updated_at = $3, \
          next_inquiry_at = CASE WHEN status = 'pending' AND needs_review = FALSE \
              THEN (CASE WHEN next_inquiry_at IS NULL OR next_inquiry_at > $4 THEN $4 ELSE next_inquiry_at END) \
              ELSE NULL END \
          WHERE merchant_id = $1 AND invoice_no = $2",
+        args![&ret.merchant_id, &ret.invoice_no, now, soon],
     )
-    .bind(&ret.merchant_id)
-    .bind(&ret.invoice_no)
-    .bind(now)
-    .bind(soon)
-    .execute(&mut *conn)
     .await?;
-    let row = lock_invoice(conn, &ret.merchant_id, &ret.invoice_no).await?;
-    let status = match row {
+    let status = match lock_invoice(c, &ret.merchant_id, &ret.invoice_no).await? {
         Some(r) => Some(r.status()?),
         None => None,
     };
@@ -415,25 +499,30 @@ async fn record_frontend_return(
 }
 
 /// Claims invoices due for an inquiry; see `Store::claim_due_invoices`.
-async fn claim_due_invoices(conn: &mut Conn, owner: &str, limit: i64, lease_ms: i64, now: i64) -> Result<Vec<InvoiceRow>, StoreError> {
-    let mut rows = sqlx::query_as::<_, InvoiceRow>(CLAIM_DUE_INVOICES)
-        .bind(owner)
-        .bind(now + lease_ms)
-        .bind(now)
-        .bind(limit)
-        .fetch_all(&mut *conn)
-        .await?;
+pub async fn claim_due_invoices<C: Sql>(
+    c: &mut C,
+    owner: &str,
+    limit: i64,
+    lease_ms: i64,
+    now: i64,
+) -> Result<Vec<InvoiceRow>, StoreError> {
+    let mut rows = c.invoices(C::DIALECT.claim_due_invoices, args![owner, now + lease_ms, now, limit]).await?;
     rows.sort_by_key(|r| r.next_inquiry_at);
     Ok(rows)
 }
 
 /// Records the outcome of one inquiry; see `Store::record_inquiry`.
-async fn record_inquiry(conn: &mut Conn, done: &InquiryDone, timing: Timing, now: i64) -> Result<InquiryRecorded, StoreError> {
+pub async fn record_inquiry<C: Sql>(
+    c: &mut C,
+    done: &InquiryDone,
+    timing: Timing,
+    now: i64,
+) -> Result<InquiryRecorded, StoreError> {
     let mut result = None;
     if let Some(obs) = &done.observation {
-        result = Some(apply_observation(conn, obs, done.raw.as_deref(), None, timing, now).await?);
+        result = Some(apply_observation(c, obs, done.raw.as_deref(), None, timing, now).await?);
     }
-    let row = lock_invoice(conn, &done.merchant_id, &done.invoice_no)
+    let row = lock_invoice(c, &done.merchant_id, &done.invoice_no)
         .await?
         .ok_or_else(|| StoreError::Corrupt("inquired invoice is not stored".into()))?;
     let mut status = row.status()?;
@@ -452,158 +541,33 @@ async fn record_inquiry(conn: &mut Conn, done: &InquiryDone, timing: Timing, now
             source: Source::Inquiry.as_str(),
             now_ms: now,
         });
-        if insert_event(conn, &ev).await? {
-            sqlx::query(
+        if insert_event(c, &ev).await? {
+            c.execute(
                 "UPDATE invoices SET status = 'expired', sequence = sequence + 1, updated_at = $3 \
                  WHERE merchant_id = $1 AND invoice_no = $2",
+                args![&row.merchant_id, &row.invoice_no, now],
             )
-            .bind(&row.merchant_id)
-            .bind(&row.invoice_no)
-            .bind(now)
-            .execute(&mut *conn)
             .await?;
             status = Status::Expired;
             expired = true;
         }
     }
     let still_due = status == Status::Pending && !row.needs_review;
-    sqlx::query(
+    c.execute(
         "UPDATE invoices SET inquiry_attempts = inquiry_attempts + 1, last_inquiry_at = $3, lease_owner = NULL, \
          lease_until = NULL, next_inquiry_at = $4 WHERE merchant_id = $1 AND invoice_no = $2",
+        args![&done.merchant_id, &done.invoice_no, now, if still_due { done.next_at } else { None }],
     )
-    .bind(&done.merchant_id)
-    .bind(&done.invoice_no)
-    .bind(now)
-    .bind(if still_due { done.next_at } else { None })
-    .execute(&mut *conn)
     .await?;
     Ok(InquiryRecorded { status, expired, applied: result })
 }
 
-async fn reconcile_stats(conn: &mut Conn, now: i64, give_up_before: i64) -> Result<ReconcileStats, StoreError> {
-    let (due,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM invoices WHERE next_inquiry_at IS NOT NULL AND next_inquiry_at <= $1")
-        .bind(now)
-        .fetch_one(&mut *conn)
-        .await?;
-    let (oldest, unresolved): (Option<i64>, i64) = sqlx::query_as(
-        "SELECT MIN(created_at), COALESCE(SUM(CASE WHEN created_at < $1 THEN 1 ELSE 0 END), 0) FROM invoices \
-         WHERE next_inquiry_at IS NOT NULL",
-    )
-    .bind(give_up_before)
-    .fetch_one(&mut *conn)
-    .await?;
-    Ok(ReconcileStats { due, oldest_created_at_ms: oldest, unresolved })
-}
-
-/// The operations every backend offers, on top of its own `write` (one transaction) and `read`
-/// (a pooled connection).
-impl Backend {
-    pub async fn record_observation(
-        &self,
-        obs: Observation,
-        raw: Option<String>,
-        dedupe_key: Option<String>,
-        timing: Timing,
-    ) -> Result<RecordResult, StoreError> {
-        self.write(move |c| {
-            let (obs, raw, dedupe_key) = (obs.clone(), raw.clone(), dedupe_key.clone());
-            Box::pin(async move {
-                apply_observation(c, &obs, raw.as_deref(), dedupe_key.as_deref(), timing, now_ms()).await
-            })
-        })
-        .await
-    }
-
-    pub async fn register_invoice(&self, inv: NewInvoice, timing: Timing) -> Result<bool, StoreError> {
-        self.write(move |c| {
-            let inv = inv.clone();
-            Box::pin(async move { register_invoice(c, &inv, timing, now_ms()).await })
-        }).await
-    }
-
-    pub async fn invoice(&self, merchant_id: &str, invoice_no: &str) -> Result<Option<InvoiceRow>, StoreError> {
-        select_invoice(&mut *self.read().await?, merchant_id, invoice_no).await
-    }
-
-    pub async fn history(&self, merchant_id: &str, invoice_no: &str) -> Result<Vec<HistoryRow>, StoreError> {
-        select_history(&mut *self.read().await?, merchant_id, invoice_no).await
-    }
-
-    pub async fn events_of(&self, merchant_id: &str, invoice_no: &str) -> Result<Vec<EventRow>, StoreError> {
-        select_events(&mut *self.read().await?, merchant_id, invoice_no).await
-    }
-
-    pub async fn claim_events(&self, owner: String, limit: i64, lease: Duration) -> Result<Vec<EventRow>, StoreError> {
-        let lease_ms = crate::store::ms(lease);
-        self.write(move |c| {
-            let owner = owner.clone();
-            Box::pin(async move { claim_events(c, &owner, limit, lease_ms, now_ms()).await })
-        }).await
-    }
-
-    pub async fn mark_published(&self, seqs: Vec<i64>) -> Result<(), StoreError> {
-        self.write(move |c| {
-            let seqs = seqs.clone();
-            Box::pin(async move { mark_published(c, &seqs, now_ms()).await })
-        }).await
-    }
-
-    pub async fn release_events(&self, seqs: Vec<i64>, error: String) -> Result<(), StoreError> {
-        self.write(move |c| {
-            let seqs = seqs.clone(); let error = error.clone();
-            Box::pin(async move { release_events(c, &seqs, &error).await })
-        }).await
-    }
-
-    pub async fn outbox_stats(&self) -> Result<OutboxStats, StoreError> {
-        outbox_stats(&mut *self.read().await?).await
-    }
-
-    pub async fn replay(&self, selector: ReplaySelector) -> Result<u64, StoreError> {
-        self.write(move |c| {
-            let selector = selector.clone();
-            Box::pin(async move { replay(c, &selector).await })
-        }).await
-    }
-
-    pub async fn record_frontend_return(
-        &self,
-        ret: FrontendReturnRecord,
-        timing: Timing,
-    ) -> Result<FrontendReturnResult, StoreError> {
-        self.write(move |c| {
-            let ret = ret.clone();
-            Box::pin(async move { record_frontend_return(c, &ret, timing, now_ms()).await })
-        }).await
-    }
-
-    pub async fn claim_due_invoices(
-        &self,
-        owner: String,
-        limit: i64,
-        lease: Duration,
-    ) -> Result<Vec<InvoiceRow>, StoreError> {
-        let lease_ms = crate::store::ms(lease);
-        self.write(move |c| {
-            let owner = owner.clone();
-            Box::pin(async move { claim_due_invoices(c, &owner, limit, lease_ms, now_ms()).await })
-        })
-            .await
-    }
-
-    pub async fn record_inquiry(&self, done: InquiryDone, timing: Timing) -> Result<InquiryRecorded, StoreError> {
-        self.write(move |c| {
-            let done = done.clone();
-            Box::pin(async move { record_inquiry(c, &done, timing, now_ms()).await })
-        }).await
-    }
-
-    pub async fn reconcile_stats(&self, give_up_after: Duration) -> Result<ReconcileStats, StoreError> {
-        let now = now_ms();
-        reconcile_stats(&mut *self.read().await?, now, now - crate::store::ms(give_up_after)).await
-    }
-
-    pub async fn count_by_status(&self) -> Result<Vec<(String, i64)>, StoreError> {
-        count_by_status(&mut *self.read().await?).await
-    }
+pub async fn reconcile_stats<C: Sql>(c: &mut C, now: i64, give_up_before: i64) -> Result<ReconcileStats, StoreError> {
+    // Each statement reads one of the partial indexes on scheduled invoices.
+    let scheduled = "FROM invoices WHERE next_inquiry_at IS NOT NULL";
+    let due = scalar(c, &format!("SELECT COUNT(*) {scheduled} AND next_inquiry_at <= $1"), args![now]).await?;
+    let oldest = scalar(c, &format!("SELECT created_at {scheduled} ORDER BY created_at LIMIT 1"), args![]).await?;
+    let unresolved =
+        scalar(c, &format!("SELECT COUNT(*) {scheduled} AND created_at < $1"), args![give_up_before]).await?;
+    Ok(ReconcileStats { due: due.unwrap_or(0), oldest_created_at_ms: oldest, unresolved: unresolved.unwrap_or(0) })
 }

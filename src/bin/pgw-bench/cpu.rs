@@ -13,7 +13,8 @@ const GROUPS: &[(&str, &str)] = &[
     ("actix-server wo", "http workers"),
     ("actix-server ac", "http acceptors"),
     ("relay-rt", "relay runtime"),
-    ("sqlx-sqlite-wor", "sqlite threads"),
+    ("sqlite-writer", "sqlite writer"),
+    ("sqlx-sqlite-wor", "sqlite readers"),
     ("lapin-io-loop", "amqp io"),
     ("bench-load", "load generator"),
 ];

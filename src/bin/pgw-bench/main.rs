@@ -16,7 +16,6 @@ mod db;
 mod load;
 mod notifications;
 mod reconcile;
-mod statement;
 mod stats;
 mod store_writes;
 
@@ -46,9 +45,6 @@ enum Command {
     /// Record the same notifications through the store alone, without HTTP: does the store or
     /// the HTTP path limit throughput?
     StoreWrites(store_writes::Args),
-    /// Time one trivial statement through the database driver (`SELECT 1`, sequentially): the
-    /// fixed cost each statement of a write pays on this machine.
-    StatementCost(statement::Args),
 }
 
 fn main() -> ExitCode {
@@ -66,7 +62,6 @@ fn main() -> ExitCode {
             Command::Notifications(args) => notifications::run(args).await,
             Command::ReconcileTick(args) => reconcile::run(args).await,
             Command::StoreWrites(args) => store_writes::run(args).await,
-            Command::StatementCost(args) => statement::run(args).await,
         }
     });
     match result {
