@@ -26,65 +26,77 @@ macro_rules! event_columns {
     };
 }
 
-const SELECT_INVOICE: &str =
-    concat!("SELECT ", invoice_columns!(), " FROM invoices WHERE merchant_id = $1 AND invoice_no = $2");
+/// Selects one invoice (`$1` merchant, `$2` invoice), then `$lock`.
+macro_rules! select_invoice {
+    ($lock:literal) => {
+        concat!("SELECT ", invoice_columns!(), " FROM invoices WHERE merchant_id = $1 AND invoice_no = $2", $lock)
+    };
+}
+
+/// Claims unpublished events in order, with `$lock` on the rows chosen.
+macro_rules! claim_events {
+    ($lock:literal) => {
+        concat!(
+            "UPDATE events SET claimed_until = $1, claimed_by = $2 WHERE seq IN (",
+            "SELECT seq FROM events WHERE published_at IS NULL AND (claimed_until IS NULL OR claimed_until < $3) ",
+            "ORDER BY seq LIMIT $4",
+            $lock,
+            ") RETURNING ",
+            event_columns!()
+        )
+    };
+}
+
+/// Leases due invoices, earliest first, with `$lock` on the rows chosen.
+macro_rules! claim_due_invoices {
+    ($lock:literal) => {
+        concat!(
+            "UPDATE invoices SET lease_owner = $1, lease_until = $2 WHERE (merchant_id, invoice_no) IN (",
+            "SELECT merchant_id, invoice_no FROM invoices WHERE next_inquiry_at IS NOT NULL AND next_inquiry_at <= $3 ",
+            "AND (lease_until IS NULL OR lease_until < $3) ORDER BY next_inquiry_at LIMIT $4",
+            $lock,
+            ") RETURNING ",
+            invoice_columns!()
+        )
+    };
+}
+
+const SELECT_INVOICE: &str = select_invoice!("");
 
 /// SQLite: no row locks, the single writer serialises every write.
 pub const SQLITE: Dialect = Dialect {
     lock_invoice: SELECT_INVOICE,
-    claim_events: concat!(
-        "UPDATE events SET claimed_until = $1, claimed_by = $2 WHERE seq IN (",
-        "SELECT seq FROM events WHERE published_at IS NULL AND (claimed_until IS NULL OR claimed_until < $3) ",
-        "ORDER BY seq LIMIT $4) RETURNING ",
-        event_columns!()
-    ),
-    claim_due_invoices: concat!(
-        "UPDATE invoices SET lease_owner = $1, lease_until = $2 WHERE (merchant_id, invoice_no) IN (",
-        "SELECT merchant_id, invoice_no FROM invoices WHERE next_inquiry_at IS NOT NULL AND next_inquiry_at <= $3 ",
-        "AND (lease_until IS NULL OR lease_until < $3) ORDER BY next_inquiry_at LIMIT $4) RETURNING ",
-        invoice_columns!()
-    ),
+    claim_events: claim_events!(""),
+    claim_due_invoices: claim_due_invoices!(""),
 };
 
 /// PostgreSQL: row locks, and claims that skip rows another replica holds.
 pub const POSTGRES: Dialect = Dialect {
-    lock_invoice: concat!(
-        "SELECT ",
-        invoice_columns!(),
-        " FROM invoices WHERE merchant_id = $1 AND invoice_no = $2 FOR UPDATE"
-    ),
-    claim_events: concat!(
-        "UPDATE events SET claimed_until = $1, claimed_by = $2 WHERE seq IN (",
-        "SELECT seq FROM events WHERE published_at IS NULL AND (claimed_until IS NULL OR claimed_until < $3) ",
-        "ORDER BY seq LIMIT $4 FOR UPDATE SKIP LOCKED) RETURNING ",
-        event_columns!()
-    ),
-    claim_due_invoices: concat!(
-        "UPDATE invoices SET lease_owner = $1, lease_until = $2 WHERE (merchant_id, invoice_no) IN (",
-        "SELECT merchant_id, invoice_no FROM invoices WHERE next_inquiry_at IS NOT NULL AND next_inquiry_at <= $3 ",
-        "AND (lease_until IS NULL OR lease_until < $3) ORDER BY next_inquiry_at LIMIT $4 FOR UPDATE SKIP LOCKED) ",
-        "RETURNING ",
-        invoice_columns!()
-    ),
+    lock_invoice: select_invoice!(" FOR UPDATE"),
+    claim_events: claim_events!(" FOR UPDATE SKIP LOCKED"),
+    claim_due_invoices: claim_due_invoices!(" FOR UPDATE SKIP LOCKED"),
 };
 
 const INSERT_HISTORY: &str = "INSERT INTO history (merchant_id, invoice_no, kind, dedupe_key, resp_code, resp_desc, raw, \
     normalized, received_at, outcome) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (dedupe_key) DO NOTHING \
     RETURNING id";
 
-const INSERT_INVOICE_IF_ABSENT: &str = "INSERT INTO invoices (merchant_id, invoice_no, status, amount_minor, currency, \
-    exponent, origin, trusted, sequence, expires_at, next_inquiry_at, created_at, updated_at) \
-    VALUES ($1, $2, 'pending', $3, $4, $5, $6, $7, 0, $8, $9, $10, $10) ON CONFLICT (merchant_id, invoice_no) DO NOTHING";
+/// Inserts an invoice unless it exists: `$1` merchant, `$2` invoice, `$3` amount, `$4` currency,
+/// `$5` exponent, `$6` origin, `$7` trusted, `$8` expiry, `$9` first inquiry, `$10` now.
+macro_rules! insert_invoice {
+    () => {
+        "INSERT INTO invoices (merchant_id, invoice_no, status, amount_minor, currency, exponent, origin, trusted, \
+        sequence, expires_at, next_inquiry_at, created_at, updated_at) \
+        VALUES ($1, $2, 'pending', $3, $4, $5, $6, $7, 0, $8, $9, $10, $10) ON CONFLICT (merchant_id, invoice_no) "
+    };
+}
+
+const INSERT_INVOICE_IF_ABSENT: &str = concat!(insert_invoice!(), "DO NOTHING");
 
 /// Like `INSERT_INVOICE_IF_ABSENT`, but also locks an existing row (a no-op update) and returns
 /// the invoice either way.
-const UPSERT_INVOICE_LOCKED: &str = concat!(
-    "INSERT INTO invoices (merchant_id, invoice_no, status, amount_minor, currency, exponent, origin, trusted, ",
-    "sequence, expires_at, next_inquiry_at, created_at, updated_at) ",
-    "VALUES ($1, $2, 'pending', $3, $4, $5, $6, $7, 0, $8, $9, $10, $10) ",
-    "ON CONFLICT (merchant_id, invoice_no) DO UPDATE SET merchant_id = excluded.merchant_id RETURNING ",
-    invoice_columns!()
-);
+const UPSERT_INVOICE_LOCKED: &str =
+    concat!(insert_invoice!(), "DO UPDATE SET merchant_id = excluded.merchant_id RETURNING ", invoice_columns!());
 
 const INSERT_EVENT: &str =
     "INSERT INTO events (event_id, merchant_id, invoice_no, sequence, event_type, body, created_at) \
