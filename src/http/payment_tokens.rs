@@ -140,19 +140,7 @@ pub async fn create_payment_token(body: web::Bytes, state: web::Data<AppState>) 
             "2C2P answered 0000 without a payment token or URL",
         ));
     };
-    state
-        .store
-        .register_invoice(
-            NewInvoice {
-                merchant_id: merchant.id.clone(),
-                invoice_no: invoice_no.clone(),
-                amount: money,
-                expires_at_ms: expires_at,
-                origin: "payment_token",
-            },
-            state.timing(),
-        )
-        .await?;
+    register(&state, &merchant.id, &invoice_no, money, expires_at, "payment_token").await?;
     tracing::info!(merchant = %merchant.id, invoice = %invoice_no, "payment token created");
     Ok(HttpResponse::Created().json(serde_json::json!({
         "webPaymentUrl": web_payment_url,
@@ -160,6 +148,25 @@ pub async fn create_payment_token(body: web::Bytes, state: web::Data<AppState>) 
         "merchantID": merchant.id,
         "invoiceNo": invoice_no,
     })))
+}
+
+/// Registers the invoice for reconciliation; `true` when it was new.
+async fn register(
+    state: &AppState,
+    merchant_id: &str,
+    invoice_no: &str,
+    amount: Money,
+    expires_at_ms: Option<i64>,
+    origin: &'static str,
+) -> Result<bool, ApiError> {
+    let invoice = NewInvoice {
+        merchant_id: merchant_id.to_owned(),
+        invoice_no: invoice_no.to_owned(),
+        amount,
+        expires_at_ms,
+        origin,
+    };
+    Ok(state.store.register_invoice(invoice, state.timing()).await?)
 }
 
 fn gateway_error(e: &GatewayError) -> ApiError {
@@ -189,19 +196,7 @@ pub async fn register_invoice(body: web::Bytes, state: web::Data<AppState>) -> R
         ),
         Some(_) => return Err(invalid("expiresAt", "must be an RFC 3339 time")),
     };
-    let created = state
-        .store
-        .register_invoice(
-            NewInvoice {
-                merchant_id: merchant.id.clone(),
-                invoice_no: invoice_no.clone(),
-                amount: money,
-                expires_at_ms: expires_at,
-                origin: "registered",
-            },
-            state.timing(),
-        )
-        .await?;
+    let created = register(&state, &merchant.id, &invoice_no, money, expires_at, "registered").await?;
     let inv = state.store.invoice(&merchant.id, &invoice_no).await?.ok_or_else(ApiError::store_unavailable)?;
     let body = serde_json::json!({
         "merchantID": inv.merchant_id,

@@ -144,6 +144,13 @@ impl Relay {
         Relay { handle, wake, shutdown, metrics, connection_name }
     }
 
+    /// Starts a relay and waits until it is connected to the broker.
+    async fn connected(settings: BrokerSettings, store: Store) -> Relay {
+        let relay = Relay::start(settings, store);
+        relay.wait_connected().await;
+        relay
+    }
+
     async fn wait_connected(&self) {
         let h = self.handle.clone();
         wait_for("the relay to connect", Duration::from_secs(10), || {
@@ -327,6 +334,21 @@ fn assert_unique_ids(messages: &[Message]) -> HashSet<String> {
     ids
 }
 
+/// Each stored event of `invoices` was delivered exactly once, and nothing else was.
+async fn assert_delivered_once(messages: &[Message], store: &Store, invoices: &[String]) {
+    let ids = assert_unique_ids(messages);
+    let stored: HashSet<String> = events(store, invoices).await.into_iter().map(|r| r.event_id).collect();
+    assert_eq!(ids, stored);
+}
+
+/// A fresh test exchange and a consumer with its queue bound to it.
+async fn bound_broker() -> (String, TestBroker) {
+    let exchange = unique("test.payments");
+    let mut broker = TestBroker::new(&exchange).await;
+    broker.bind().await;
+    (exchange, broker)
+}
+
 /// An address on loopback where nothing listens.
 fn closed_port_url() -> String {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -404,8 +426,7 @@ async fn one_observation_becomes_one_confirmed_message(backend: Backend) {
     let default_queue = unique("test.payments.all");
     let mut broker = TestBroker::new(&exchange).await;
     broker.bind().await;
-    let relay = Relay::start(settings(&amqp_url(), &exchange, &default_queue), db.store.clone());
-    relay.wait_connected().await;
+    let relay = Relay::connected(settings(&amqp_url(), &exchange, &default_queue), db.store.clone()).await;
 
     let invoice = unique("inv");
     let accepted = Instant::now();
@@ -482,9 +503,7 @@ async fn one_observation_becomes_one_confirmed_message(backend: Backend) {
 
 async fn events_wait_in_the_outbox_while_the_broker_is_unreachable(backend: Backend) {
     let db = TestDb::new(backend).await;
-    let exchange = unique("test.payments");
-    let mut broker = TestBroker::new(&exchange).await;
-    broker.bind().await;
+    let (exchange, mut broker) = bound_broker().await;
 
     let down = Relay::start(settings(&closed_port_url(), &exchange, ""), db.store.clone());
     let invoices: Vec<String> = (0..5).map(|_| unique("inv")).collect();
@@ -517,9 +536,7 @@ async fn events_wait_in_the_outbox_while_the_broker_is_unreachable(backend: Back
         "{backend:?}: 5 waiting events published {:?} after the new relay started",
         messages.last().unwrap().at - started
     );
-    let ids = assert_unique_ids(&messages);
-    let stored: HashSet<String> = events(&db.store, &invoices).await.into_iter().map(|r| r.event_id).collect();
-    assert_eq!(ids, stored);
+    assert_delivered_once(&messages, &db.store, &invoices).await;
     assert!(up.handle.is_connected());
     up.stop().await;
     let rows = events(&db.store, &invoices).await;
@@ -533,11 +550,8 @@ async fn events_wait_in_the_outbox_while_the_broker_is_unreachable(backend: Back
 
 async fn events_recorded_while_the_connection_is_down_go_out_after_reconnecting(backend: Backend) {
     let db = TestDb::new(backend).await;
-    let exchange = unique("test.payments");
-    let mut broker = TestBroker::new(&exchange).await;
-    broker.bind().await;
-    let relay = Relay::start(settings(&amqp_url(), &exchange, ""), db.store.clone());
-    relay.wait_connected().await;
+    let (exchange, mut broker) = bound_broker().await;
+    let relay = Relay::connected(settings(&amqp_url(), &exchange, ""), db.store.clone()).await;
 
     let before: Vec<String> = (0..5).map(|_| unique("inv")).collect();
     for inv in &before {
@@ -559,10 +573,8 @@ async fn events_recorded_while_the_connection_is_down_go_out_after_reconnecting(
     eprintln!("{backend:?}: connection closed -> 20 events published in {:?}", messages.last().unwrap().at - closed_at);
     assert!(relay.metrics.broker_reconnects.get() >= 1);
     assert!(relay.handle.is_connected());
-    let ids = assert_unique_ids(&messages);
     let all: Vec<String> = before.iter().chain(&during).cloned().collect();
-    let rows = events(&db.store, &all).await;
-    assert_eq!(ids, rows.iter().map(|r| r.event_id.clone()).collect());
+    assert_delivered_once(&messages, &db.store, &all).await;
     let store = db.store.clone();
     wait_for("every row to be marked published", Duration::from_secs(5), || {
         let store = store.clone();
@@ -603,8 +615,7 @@ async fn unroutable_events_stay_unpublished_until_a_queue_is_bound(backend: Back
     let exchange = unique("test.payments");
     // The exchange exists, but no queue is bound to it.
     let mut broker = TestBroker::new(&exchange).await;
-    let relay = Relay::start(settings(&amqp_url(), &exchange, ""), db.store.clone());
-    relay.wait_connected().await;
+    let relay = Relay::connected(settings(&amqp_url(), &exchange, ""), db.store.clone()).await;
 
     let invoices = record_three_rejected(&db, &relay, "returned").await;
     // Backing off, not hot-looping: a couple of seconds see only a handful of attempts.
@@ -618,9 +629,7 @@ async fn unroutable_events_stay_unpublished_until_a_queue_is_bound(backend: Back
     broker.bind().await;
     let messages = broker.take_exactly(3, Duration::from_secs(10), Duration::from_millis(1000)).await;
     eprintln!("{backend:?}: queue bound -> 3 events published in {:?}", messages.last().unwrap().at - bound_at);
-    let ids = assert_unique_ids(&messages);
-    let stored: HashSet<String> = events(&db.store, &invoices).await.into_iter().map(|r| r.event_id).collect();
-    assert_eq!(ids, stored);
+    assert_delivered_once(&messages, &db.store, &invoices).await;
     let store = db.store.clone();
     wait_for("every row to be marked published", Duration::from_secs(5), || {
         let store = store.clone();
@@ -638,11 +647,8 @@ async fn unroutable_events_stay_unpublished_until_a_queue_is_bound(backend: Back
 
 async fn replayed_events_are_published_again_with_the_same_ids(backend: Backend) {
     let db = TestDb::new(backend).await;
-    let exchange = unique("test.payments");
-    let mut broker = TestBroker::new(&exchange).await;
-    broker.bind().await;
-    let relay = Relay::start(settings(&amqp_url(), &exchange, ""), db.store.clone());
-    relay.wait_connected().await;
+    let (exchange, mut broker) = bound_broker().await;
+    let relay = Relay::connected(settings(&amqp_url(), &exchange, ""), db.store.clone()).await;
 
     let invoice = unique("inv");
     let other = unique("inv");
@@ -690,9 +696,7 @@ async fn replayed_events_are_published_again_with_the_same_ids(backend: Backend)
 async fn two_relays_on_one_postgres_database_publish_each_event_once() {
     const EVENTS: usize = 500;
     let db = TestDb::new(Backend::Postgres).await;
-    let exchange = unique("test.payments");
-    let mut broker = TestBroker::new(&exchange).await;
-    broker.bind().await;
+    let (exchange, mut broker) = bound_broker().await;
     let mut s = settings(&amqp_url(), &exchange, "");
     s.publish_batch = 25;
     let a = Relay::start(s.clone(), db.store.clone());
@@ -722,9 +726,7 @@ async fn two_relays_on_one_postgres_database_publish_each_event_once() {
     let recorded = started.elapsed();
     let messages = broker.take_exactly(EVENTS, Duration::from_secs(60), Duration::from_secs(2)).await;
     let took = messages.last().unwrap().at - started;
-    let ids = assert_unique_ids(&messages);
-    let stored: HashSet<String> = events(&db.store, &invoices).await.into_iter().map(|r| r.event_id).collect();
-    assert_eq!(ids, stored);
+    assert_delivered_once(&messages, &db.store, &invoices).await;
     let (pa, pb) = (a.published("payment.succeeded"), b.published("payment.succeeded"));
     eprintln!(
         "two relays: {EVENTS} events recorded in {recorded:?}, all consumed after {took:?}; \
@@ -743,14 +745,11 @@ async fn two_relays_on_one_postgres_database_publish_each_event_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_flushes_events_recorded_before_it() {
     let db = TestDb::new(Backend::Sqlite).await;
-    let exchange = unique("test.payments");
-    let mut broker = TestBroker::new(&exchange).await;
-    broker.bind().await;
+    let (exchange, mut broker) = bound_broker().await;
     let mut s = settings(&amqp_url(), &exchange, "");
     // Without a wake-up the relay would only look again after a minute.
     s.poll_interval = Duration::from_secs(60);
-    let relay = Relay::start(s, db.store.clone());
-    relay.wait_connected().await;
+    let relay = Relay::connected(s, db.store.clone()).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
 
     let invoices: Vec<String> = (0..10).map(|_| unique("inv")).collect();
@@ -773,9 +772,7 @@ async fn shutdown_flushes_events_recorded_before_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nacked_events_stay_unpublished_until_the_broker_accepts_them() {
     let db = TestDb::new(Backend::Sqlite).await;
-    let exchange = unique("test.payments");
-    let mut broker = TestBroker::new(&exchange).await;
-    broker.bind().await;
+    let (exchange, mut broker) = bound_broker().await;
     // A second bound queue that refuses every message: the broker nacks the publishes.
     let full = unique("test-full");
     let mut args = FieldTable::default();
@@ -793,8 +790,7 @@ async fn nacked_events_stay_unpublished_until_the_broker_accepts_them() {
         )
         .await
         .unwrap();
-    let relay = Relay::start(settings(&amqp_url(), &exchange, ""), db.store.clone());
-    relay.wait_connected().await;
+    let relay = Relay::connected(settings(&amqp_url(), &exchange, ""), db.store.clone()).await;
 
     let invoices = record_three_rejected(&db, &relay, "nack").await;
     assert!(relay.handle.is_connected(), "a nack does not drop the connection");
@@ -910,17 +906,14 @@ impl Drop for Proxy {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn confirms_that_never_come_time_out_and_the_relay_reconnects() {
     let db = TestDb::new(Backend::Sqlite).await;
-    let exchange = unique("test.payments");
-    let mut broker = TestBroker::new(&exchange).await;
-    broker.bind().await;
+    let (exchange, mut broker) = bound_broker().await;
     let upstream = url::Url::parse(&amqp_url()).unwrap();
     let upstream =
         std::net::SocketAddr::new(upstream.host_str().unwrap().parse().unwrap(), upstream.port().unwrap_or(5672));
     let proxy = Proxy::start(upstream).await;
     let mut s = settings(&proxy.url(), &exchange, "");
     s.operation_timeout = Duration::from_millis(1000);
-    let relay = Relay::start(s, db.store.clone());
-    relay.wait_connected().await;
+    let relay = Relay::connected(s, db.store.clone()).await;
 
     let before: Vec<String> = (0..3).map(|_| unique("inv")).collect();
     for inv in &before {
@@ -957,10 +950,8 @@ async fn confirms_that_never_come_time_out_and_the_relay_reconnects() {
     proxy.heal();
     messages.extend(broker.take_exactly(5, Duration::from_secs(20), Duration::from_millis(1000)).await);
     eprintln!("network healed -> 5 events published in {:?}", messages.last().unwrap().at - healed_at);
-    let ids = assert_unique_ids(&messages);
     let all: Vec<String> = before.iter().chain(&during).cloned().collect();
-    let stored: HashSet<String> = events(&db.store, &all).await.into_iter().map(|r| r.event_id).collect();
-    assert_eq!(ids, stored);
+    assert_delivered_once(&messages, &db.store, &all).await;
     assert!(relay.metrics.broker_reconnects.get() >= 1);
     relay.stop().await;
     drop(proxy);

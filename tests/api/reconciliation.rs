@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use pgw_relay::sim::{Outcome, Scenario, Scope};
+use pgw_relay::sim::{Outcome, Scenario};
 use serde_json::{json, Value};
 use sqlx::Connection;
 
@@ -23,13 +23,11 @@ lease = "2s"
 "#;
 
 async fn token(flow: &Flow, inv: &str) -> String {
-    let res = flow.create_token(inv, json!(["28052010234224845229"])).await;
-    assert_eq!(res.status(), 201);
-    res.json::<Value>().await.unwrap()["webPaymentUrl"].as_str().unwrap().to_string()
+    flow.web_payment_url(inv, "28052010234224845229").await
 }
 
 fn drop_notifications(flow: &Flow, inv: &str) {
-    flow.sim.control().set_scenario(Scope::invoice("JT01", inv), Scenario { drop: true, ..Scenario::default() });
+    flow.scenario(inv, Scenario { drop: true, ..Scenario::default() });
 }
 
 async fn wait_for_status(app: &TestApp, inv: &str, status: &str, within: Duration) -> Value {
@@ -51,9 +49,7 @@ async fn a_dropped_notification_is_settled_by_inquiry_and_the_late_notification_
         let inv = invoice_no();
         let url = token(&flow, &inv).await;
         // Held, not dropped: it is delivered after the inquiry has settled the invoice.
-        flow.sim
-            .control()
-            .set_scenario(Scope::invoice("JT01", &inv), Scenario { reorder: true, ..Scenario::default() });
+        flow.scenario(&inv, Scenario { reorder: true, ..Scenario::default() });
         flow.pay(&url, "success", "28052010234224845229").await;
         let body = wait_for_status(&flow.app, &inv, "succeeded", Duration::from_secs(10)).await;
         assert_eq!(body["history"].as_array().unwrap().last().unwrap()["kind"], "inquiry");
@@ -78,9 +74,7 @@ async fn pending_answers_are_retried_until_the_payment_completes() {
     let inv = invoice_no();
     let url = token(&flow, &inv).await;
     drop_notifications(&flow, &inv);
-    flow.sim
-        .control()
-        .set_scenario(Scope::invoice("JT01", &inv), Scenario { drop: true, pending_for_n: 3, ..Scenario::default() });
+    flow.scenario(&inv, Scenario { drop: true, pending_for_n: 3, ..Scenario::default() });
     flow.pay(&url, "success", "28052010234224845229").await;
     wait_for_status(&flow.app, &inv, "succeeded", Duration::from_secs(10)).await;
     assert!(flow.sim.control().inquiry_count("JT01", &inv) >= 4);
@@ -147,10 +141,7 @@ async fn gateway_errors_change_nothing_and_back_off() {
     // A second invoice, paid but never notified, while the gateway misbehaves.
     let inv = invoice_no();
     let url = token(&flow, &inv).await;
-    flow.sim.control().set_scenario(
-        Scope::invoice("JT01", &inv),
-        Scenario { drop: true, unsigned_error: Some("9042".into()), ..Scenario::default() },
-    );
+    flow.scenario(&inv, Scenario { drop: true, unsigned_error: Some("9042".into()), ..Scenario::default() });
     flow.pay(&url, "success", "28052010234224845229").await;
     let watch = Duration::from_secs(3);
     tokio::time::sleep(watch).await;
@@ -159,9 +150,7 @@ async fn gateway_errors_change_nothing_and_back_off() {
     assert!((2..=10).contains(&unsigned), "{unsigned} inquiries in {watch:?}");
     assert_eq!(flow.app.invoice("JT01", &inv).await["status"], "pending", "an unsigned error body is not a result");
     // 5xx next.
-    flow.sim
-        .control()
-        .set_scenario(Scope::invoice("JT01", &inv), Scenario { drop: true, fail_5xx_for_n: 3, ..Scenario::default() });
+    flow.scenario(&inv, Scenario { drop: true, fail_5xx_for_n: 3, ..Scenario::default() });
     let body = wait_for_status(&flow.app, &inv, "succeeded", Duration::from_secs(10)).await;
     assert_eq!(body["events"].as_array().unwrap().len(), 1);
     let metrics = flow.app.metrics().await;
@@ -180,10 +169,7 @@ async fn a_notification_arriving_mid_backoff_stops_the_inquiries() {
     let flow = Flow::start(Backend::Sqlite, FAST).await;
     let inv = invoice_no();
     let url = token(&flow, &inv).await;
-    flow.sim.control().set_scenario(
-        Scope::invoice("JT01", &inv),
-        Scenario { reorder: true, pending_for_n: 1000, ..Scenario::default() },
-    );
+    flow.scenario(&inv, Scenario { reorder: true, pending_for_n: 1000, ..Scenario::default() });
     flow.pay(&url, "success", "28052010234224845229").await;
     let until = Instant::now() + Duration::from_secs(5);
     while flow.sim.control().inquiry_count("JT01", &inv) < 2 {

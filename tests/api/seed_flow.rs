@@ -63,6 +63,18 @@ impl Flow {
             .unwrap()
     }
 
+    /// Creates a payment token for `invoice` offering the stored `card`; its `webPaymentUrl`.
+    pub async fn web_payment_url(&self, invoice: &str, card: &str) -> String {
+        let res = self.create_token(invoice, json!([card])).await;
+        assert_eq!(res.status(), 201);
+        res.json::<Value>().await.unwrap()["webPaymentUrl"].as_str().unwrap().to_string()
+    }
+
+    /// Sets how pgw-sim treats `invoice` of JT01.
+    pub fn scenario(&self, invoice: &str, scenario: Scenario) {
+        self.sim.control().set_scenario(Scope::invoice("JT01", invoice), scenario);
+    }
+
     /// Chooses an outcome on the payment page; returns the page's JSON report.
     pub async fn pay(&self, web_payment_url: &str, outcome: &str, card: &str) -> Value {
         let res = self
@@ -156,9 +168,9 @@ async fn every_outcome_of_the_seed_flow_lands_with_one_trusted_event() {
 async fn the_return_may_arrive_before_the_notification() {
     let mut flow = Flow::start(Backend::Postgres, "").await;
     let inv = invoice_no();
-    flow.sim.control().set_scenario(Scope::invoice("JT01", &inv), Scenario { reorder: true, ..Scenario::default() });
-    let created: Value = flow.create_token(&inv, json!([CARD_A])).await.json().await.unwrap();
-    let report = flow.pay(created["webPaymentUrl"].as_str().unwrap(), "success", CARD_A).await;
+    flow.scenario(&inv, Scenario { reorder: true, ..Scenario::default() });
+    let url = flow.web_payment_url(&inv, CARD_A).await;
+    let report = flow.pay(&url, "success", CARD_A).await;
     assert_eq!(report["notification"]["delivery"], "held");
     // The browser is back first: its 2000 is not a payment result.
     assert_eq!(status_of(&flow.browser_returns(&report).await), "pending");
@@ -175,9 +187,9 @@ async fn the_return_may_arrive_before_the_notification() {
 async fn a_duplicated_notification_publishes_one_event() {
     let mut flow = Flow::start(Backend::Sqlite, "").await;
     let inv = invoice_no();
-    flow.sim.control().set_scenario(Scope::invoice("JT01", &inv), Scenario { duplicate: true, ..Scenario::default() });
-    let created: Value = flow.create_token(&inv, json!([CARD_A])).await.json().await.unwrap();
-    flow.pay(created["webPaymentUrl"].as_str().unwrap(), "success", CARD_A).await;
+    flow.scenario(&inv, Scenario { duplicate: true, ..Scenario::default() });
+    let url = flow.web_payment_url(&inv, CARD_A).await;
+    flow.pay(&url, "success", CARD_A).await;
     let messages = flow.broker.take_exactly(1, Duration::from_secs(10), Duration::from_millis(800)).await;
     assert_eq!(messages[0].body["type"], "payment.succeeded");
     flow.stop().await;
@@ -188,9 +200,9 @@ async fn without_the_notification_the_return_alone_never_makes_it_succeeded() {
     // Reconciliation off: only the browser speaks.
     let mut flow = Flow::start(Backend::Sqlite, "[reconcile]\nenabled = false\n").await;
     let inv = invoice_no();
-    flow.sim.control().set_scenario(Scope::invoice("JT01", &inv), Scenario { drop: true, ..Scenario::default() });
-    let created: Value = flow.create_token(&inv, json!([CARD_A])).await.json().await.unwrap();
-    let report = flow.pay(created["webPaymentUrl"].as_str().unwrap(), "success", CARD_A).await;
+    flow.scenario(&inv, Scenario { drop: true, ..Scenario::default() });
+    let url = flow.web_payment_url(&inv, CARD_A).await;
+    let report = flow.pay(&url, "success", CARD_A).await;
     assert_eq!(report["notification"]["delivery"], "dropped");
     for _ in 0..3 {
         assert_eq!(status_of(&flow.browser_returns(&report).await), "pending");
@@ -213,9 +225,9 @@ async fn a_wrong_signature_from_the_gateway_is_never_trusted() {
     // A notification signed with another key is rejected (the simulator sees 401).
     let inv = invoice_no();
     flow.sim.control().set_scenario(Scope::merchant("JT01"), Scenario::default());
-    let created: Value = flow.create_token(&inv, json!([CARD_A])).await.json().await.unwrap();
+    let url = flow.web_payment_url(&inv, CARD_A).await;
     flow.sim.control().set_scenario(Scope::merchant("JT01"), Scenario { wrong_signature: true, ..Scenario::default() });
-    let report = flow.pay(created["webPaymentUrl"].as_str().unwrap(), "success", CARD_A).await;
+    let report = flow.pay(&url, "success", CARD_A).await;
     assert_eq!(report["notification"]["status"], 401);
     assert_eq!(flow.app.invoice("JT01", &inv).await["status"], "pending");
     assert!(flow.broker.next(Duration::from_millis(300)).await.is_none());

@@ -23,6 +23,20 @@ pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("cannot start the load runtime")
 }
 
+/// The size of a load, as given on the command line (`notifications`, `store-writes`).
+#[derive(Debug, clap::Args)]
+pub struct LoadArgs {
+    /// Notifications to send; each is for a distinct invoice.
+    #[arg(long, default_value_t = 20_000, value_parser = clap::value_parser!(u64).range(1..=5_000_000))]
+    pub count: u64,
+    /// Requests in flight at once (for `notifications`, HTTP/1.1 keep-alive connections).
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=4096))]
+    pub concurrency: u64,
+    /// Stop starting requests after this long (per phase).
+    #[arg(long, value_name = "SECONDS", default_value_t = 120, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub max_seconds: u64,
+}
+
 /// What to send and how.
 #[derive(Debug, Clone, Copy)]
 pub struct Plan {

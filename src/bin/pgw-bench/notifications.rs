@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 use crate::broker::{self, Received, Sink};
 use crate::cpu::{Machine, Snapshot, Usage};
 use crate::db::{BenchDb, DbArgs};
-use crate::load::{self, Plan, Request};
+use crate::load::{self, LoadArgs, Plan, Request};
 use crate::stats::{fmt_ms, fmt_rate, Latency};
 
 /// The public sandbox merchant JT01 and its demo key.
@@ -33,12 +33,8 @@ const CLOSED_AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:1/%2f";
 pub struct Args {
     #[command(flatten)]
     db: DbArgs,
-    /// Notifications to send; each is for a distinct invoice, signed before timing starts.
-    #[arg(long, default_value_t = 20_000, value_parser = clap::value_parser!(u64).range(1..=5_000_000))]
-    count: u64,
-    /// Requests in flight at once (HTTP/1.1 keep-alive connections).
-    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=4096))]
-    concurrency: u64,
+    #[command(flatten)]
+    load: LoadArgs,
     /// Send at this fixed rate (notifications per second) instead of back to back; latency then
     /// counts from each request's scheduled send time, so queueing is not hidden.
     #[arg(long, value_name = "PER_SECOND", value_parser = parse_rate)]
@@ -57,9 +53,6 @@ pub struct Args {
     /// Wait at most this long for the events to be published after the last answer.
     #[arg(long, value_name = "SECONDS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=600))]
     broker_timeout: u64,
-    /// Stop starting requests after this long (per phase).
-    #[arg(long, value_name = "SECONDS", default_value_t = 120, value_parser = clap::value_parser!(u64).range(1..=3600))]
-    max_seconds: u64,
     /// Override a service setting, e.g. `--set database.write_batch=512` (repeatable).
     #[arg(long = "set", value_name = "KEY=VALUE", value_parser = parse_override)]
     overrides: Vec<(String, String)>,
@@ -159,8 +152,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 }
 
 async fn measure(args: &Args, db: &BenchDb, load_rt: &tokio::runtime::Handle) -> anyhow::Result<Report> {
-    let count = args.count as usize;
-    let concurrency = args.concurrency as usize;
+    let count = args.load.count as usize;
+    let concurrency = args.load.concurrency as usize;
     let run_id = uuid::Uuid::now_v7().simple().to_string();
     let prefix = format!("B{}", &run_id[run_id.len() - 8..]);
     let exchange = format!("{EXCHANGE_PREFIX}{run_id}");
@@ -190,7 +183,7 @@ async fn measure(args: &Args, db: &BenchDb, load_rt: &tokio::runtime::Handle) ->
             sink = Some(load_rt.spawn(bind).await.context("the queue setup task failed")??);
         }
 
-        let max_duration = Duration::from_secs(args.max_seconds);
+        let max_duration = Duration::from_secs(args.load.max_seconds);
         let healthz = if args.no_healthz {
             None
         } else {

@@ -17,7 +17,7 @@ use serde::Serialize;
 
 use crate::cpu::Machine;
 use crate::db::{BenchDb, DbArgs};
-use crate::load::{Plan, Request};
+use crate::load::{LoadArgs, Plan, Request};
 use crate::notifications::{claims, phase_with_run, Phase, MERCHANT, MERCHANT_KEY};
 use crate::stats::{fmt_ms, fmt_rate};
 
@@ -25,18 +25,11 @@ use crate::stats::{fmt_ms, fmt_rate};
 pub struct Args {
     #[command(flatten)]
     db: DbArgs,
-    /// Notifications to record; each is for a distinct invoice.
-    #[arg(long, default_value_t = 20_000, value_parser = clap::value_parser!(u64).range(1..=5_000_000))]
-    count: u64,
-    /// Writes in flight at once.
-    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=4096))]
-    concurrency: u64,
+    #[command(flatten)]
+    load: LoadArgs,
     /// `database.write_batch`: writes sharing one SQLite transaction at most.
     #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..=100_000))]
     write_batch: u64,
-    /// Stop starting writes after this long.
-    #[arg(long, value_name = "SECONDS", default_value_t = 120, value_parser = clap::value_parser!(u64).range(1..=3600))]
-    max_seconds: u64,
     /// Print the results as JSON instead of the summary.
     #[arg(long)]
     json: bool,
@@ -90,7 +83,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 }
 
 async fn measure(args: &Args, db: &BenchDb, load_rt: &tokio::runtime::Handle) -> anyhow::Result<Report> {
-    let count = args.count as usize;
+    let count = args.load.count as usize;
     let settings = DatabaseSettings {
         url: SecretString::from(db.url.clone()),
         migrate_on_start: true,
@@ -129,16 +122,16 @@ async fn measure(args: &Args, db: &BenchDb, load_rt: &tokio::runtime::Handle) ->
     });
     let plan = Plan {
         count,
-        concurrency: args.concurrency as usize,
+        concurrency: args.load.concurrency as usize,
         rate: None,
-        max_duration: Duration::from_secs(args.max_seconds),
+        max_duration: Duration::from_secs(args.load.max_seconds),
     };
     let (writes, _) = phase_with_run(load_rt, plan, request).await?;
     drop(store);
     Ok(Report {
         store: args.db.store.as_str(),
         count,
-        concurrency: args.concurrency as usize,
+        concurrency: args.load.concurrency as usize,
         write_batch: args.write_batch as usize,
         machine: Machine::describe(),
         writes,
