@@ -78,6 +78,7 @@ pub fn internal_routes(cfg: &mut actix_web::web::ServiceConfig) {
                 .route("/payment-tokens", web::post().to(payment_tokens::create_payment_token))
                 .route("/invoices", web::post().to(payment_tokens::register_invoice))
                 .route("/invoices/{merchant_id}/{invoice_no}", web::get().to(internal::get_invoice))
+                .route("/invoices/{merchant_id}/{invoice_no}/history", web::get().to(internal::get_history))
                 .route("/invoices/{merchant_id}/{invoice_no}/reconcile", web::post().to(payment_tokens::reconcile_now))
                 .route("/events/replay", web::post().to(internal::replay_events)),
         );
