@@ -123,6 +123,8 @@ async fn the_cap_on_unknown_invoices_holds_and_each_gets_one_inquiry() {
         let invoices: Vec<String> = (0..12).map(|_| invoice_no()).collect();
         for inv in &invoices {
             assert_eq!(browser_return(&flow.app.public, inv, "made up").await, "pending");
+            // Let the inquiries of the earlier ones run in between.
+            tokio::time::sleep(Duration::from_millis(300)).await;
         }
         tokio::time::sleep(Duration::from_millis(1500)).await;
         let mut stored = 0;
