@@ -9,6 +9,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::config::Merchant;
+use crate::domain::redact;
 use crate::metrics::Metrics;
 use crate::protocol::jwt::{self, Envelope};
 use crate::protocol::payment_result::{InquiryRequest, PaymentResult};
@@ -56,7 +57,7 @@ impl GatewayError {
 #[derive(Debug, Clone)]
 pub struct InquiryAnswer {
     pub result: PaymentResult,
-    /// The signed JWT as received.
+    /// The signed JWT as received, or its redacted copy (`jwt::Verified::audit`).
     pub token: String,
 }
 
@@ -153,16 +154,17 @@ impl GatewayClient {
         match body.get("payload").and_then(Value::as_str) {
             Some(token) => {
                 let previous = merchant.previous_secret_key.as_ref().map(|k| k.expose_secret());
-                let (claims, _) = jwt::verify::<Res>(token, key, previous).map_err(|e| match e {
+                let verified = jwt::verify_redacted::<Res>(token, key, previous).map_err(|e| match e {
                     jwt::JwtError::BadSignature | jwt::JwtError::WrongAlgorithm => GatewayError::BadSignature,
                     other => GatewayError::Malformed(other.to_string()),
                 })?;
-                Ok((claims, token.to_string()))
+                Ok((verified.claims, verified.audit))
             }
             None => match body.get("respCode") {
                 Some(code) => Err(GatewayError::Rejected {
-                    code: code.as_str().map(str::to_string).unwrap_or_else(|| code.to_string()),
-                    desc: body.get("respDesc").and_then(Value::as_str).unwrap_or_default().to_string(),
+                    code: redact::text(&code.as_str().map(str::to_string).unwrap_or_else(|| code.to_string()))
+                        .into_owned(),
+                    desc: redact::text(body.get("respDesc").and_then(Value::as_str).unwrap_or_default()).into_owned(),
                 }),
                 None => Err(GatewayError::Malformed("neither payload nor respCode in the answer".into())),
             },

@@ -13,6 +13,7 @@ pub mod gateway;
 pub mod http;
 pub mod metrics;
 pub mod protocol;
+pub mod reachability;
 pub mod reconcile;
 pub mod sim;
 pub mod startup;

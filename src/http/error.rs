@@ -12,12 +12,14 @@ pub struct ApiError {
     pub message: String,
     /// 2C2P's own `respCode`/`respDesc` when the gateway refused something.
     pub gateway: Option<(String, String)>,
+    /// Seconds for a `Retry-After` header.
+    pub retry_after: Option<u32>,
 }
 
 impl ApiError {
     /// An error with this status, code and message.
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        ApiError { status, code, message: message.into(), gateway: None }
+        ApiError { status, code, message: message.into(), gateway: None, retry_after: None }
     }
 
     /// Adds 2C2P's response code and description to the answer.
@@ -41,9 +43,17 @@ impl ApiError {
         Self::new(StatusCode::NOT_FOUND, "not_found", message)
     }
 
-    /// 503: the store could not be reached; the caller should retry.
+    /// 503 with `Retry-After`: the store could not be reached; the caller should retry.
     pub fn store_unavailable() -> Self {
-        Self::new(StatusCode::SERVICE_UNAVAILABLE, "store_unavailable", "storage is unavailable, retry later")
+        let mut e =
+            Self::new(StatusCode::SERVICE_UNAVAILABLE, "store_unavailable", "storage is unavailable, retry later");
+        e.retry_after = Some(RETRY_AFTER_SECONDS);
+        e
+    }
+
+    /// 500: the store refused the data; retrying the same request would fail again.
+    pub fn store_refused() -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "store_refused", "storage refused the request")
     }
 }
 
@@ -58,13 +68,26 @@ impl ResponseError for ApiError {
             body["respCode"] = serde_json::json!(code);
             body["respDesc"] = serde_json::json!(desc);
         }
-        HttpResponse::build(self.status).json(body)
+        let mut response = HttpResponse::build(self.status);
+        if let Some(seconds) = self.retry_after {
+            response.insert_header((actix_web::http::header::RETRY_AFTER, seconds.to_string()));
+        }
+        response.json(body)
     }
 }
 
+/// What a `503` asks the caller to wait before retrying.
+pub const RETRY_AFTER_SECONDS: u32 = 5;
+
+/// Transient store errors are `503` with `Retry-After`; permanent ones `500` (internal API
+/// callers). The backend notification handles permanent errors itself (quarantine).
 impl From<crate::store::StoreError> for ApiError {
     fn from(e: crate::store::StoreError) -> Self {
-        tracing::error!(error = %e, "store error");
-        ApiError::store_unavailable()
+        tracing::error!(error = %e.chain(), transient = e.is_transient(), "store error");
+        if e.is_transient() {
+            ApiError::store_unavailable()
+        } else {
+            ApiError::store_refused()
+        }
     }
 }

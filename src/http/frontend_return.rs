@@ -73,8 +73,11 @@ pub async fn frontend_return(req: HttpRequest, body: web::Bytes, state: web::Dat
                 result.status
             }
             Err(e) => {
-                state.metrics.notification("frontend", "store_unavailable");
-                tracing::error!(error = %e, "frontend return not stored");
+                // Unsigned and only a hint: the browser is still redirected; reconciliation finds
+                // the result either way.
+                let outcome = if e.is_transient() { "store_unavailable" } else { "store_refused" };
+                state.metrics.notification("frontend", outcome);
+                tracing::error!(error = %e.chain(), outcome, "frontend return not stored");
                 None
             }
         }

@@ -8,6 +8,7 @@ pub mod frontend_return;
 pub mod internal;
 pub mod notification;
 pub mod payment_tokens;
+pub mod quarantine;
 pub mod request_metrics;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -75,6 +76,8 @@ pub fn internal_routes(cfg: &mut actix_web::web::ServiceConfig) {
                 .route("/invoices", web::post().to(payment_tokens::register_invoice))
                 .route("/invoices/{merchant_id}/{invoice_no}", web::get().to(internal::get_invoice))
                 .route("/invoices/{merchant_id}/{invoice_no}/reconcile", web::post().to(payment_tokens::reconcile_now))
-                .route("/events/replay", web::post().to(internal::replay_events)),
+                .route("/events/replay", web::post().to(internal::replay_events))
+                .route("/quarantine", web::get().to(quarantine::list))
+                .route("/quarantine/{id}/release", web::post().to(quarantine::release)),
         );
 }
