@@ -287,12 +287,30 @@ pub fn load_with_overrides(sources: &Sources, overrides: &[(&str, config::Value)
     for (key, value) in overrides {
         builder = builder.set_override(*key, value.clone()).map_err(|e| ConfigError::Load(e.to_string()))?;
     }
+    settings_from(builder, sources.use_environment)
+}
+
+/// The embedded defaults with `toml` on top (no files, no environment): what the fuzz target
+/// and the property tests load.
+pub fn load_str(toml: &str) -> Result<Config, ConfigError> {
+    use config::{File, FileFormat};
+    let builder = config::Config::builder()
+        .add_source(File::from_str(EMBEDDED_DEFAULTS, FileFormat::Toml))
+        .add_source(File::from_str(toml, FileFormat::Toml));
+    settings_from(builder, false)
+}
+
+/// Builds the layers, refuses unknown keys, resolves and validates.
+fn settings_from(
+    builder: config::ConfigBuilder<config::builder::DefaultState>,
+    use_environment: bool,
+) -> Result<Config, ConfigError> {
     let raw = builder.build().map_err(|e| ConfigError::Load(e.to_string()))?;
     let mut unknown = Vec::new();
     let settings: Settings = serde_ignored::deserialize(raw, |path| unknown.push(path.to_string()))
         .map_err(|e| ConfigError::Load(e.to_string()))?;
     if let Some(key) = unknown.into_iter().next() {
-        return Err(unknown_key(&key, sources.use_environment));
+        return Err(unknown_key(&key, use_environment));
     }
     resolve(settings)
 }

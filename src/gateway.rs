@@ -144,31 +144,14 @@ impl GatewayClient {
         if !status.is_success() {
             return Err(GatewayError::HttpStatus(status.as_u16()));
         }
-        let body: Value = response.json().await.map_err(|e| {
+        let body = response.bytes().await.map_err(|e| {
             if e.is_timeout() {
                 GatewayError::Timeout(self.timeout)
             } else {
-                GatewayError::Malformed("the body is not JSON".into())
+                GatewayError::Transport(e.without_url().to_string())
             }
         })?;
-        match body.get("payload").and_then(Value::as_str) {
-            Some(token) => {
-                let previous = merchant.previous_secret_key.as_ref().map(|k| k.expose_secret());
-                let verified = jwt::verify_redacted::<Res>(token, key, previous).map_err(|e| match e {
-                    jwt::JwtError::BadSignature | jwt::JwtError::WrongAlgorithm => GatewayError::BadSignature,
-                    other => GatewayError::Malformed(other.to_string()),
-                })?;
-                Ok((verified.claims, verified.audit))
-            }
-            None => match body.get("respCode") {
-                Some(code) => Err(GatewayError::Rejected {
-                    code: redact::text(&code.as_str().map(str::to_string).unwrap_or_else(|| code.to_string()))
-                        .into_owned(),
-                    desc: redact::text(body.get("respDesc").and_then(Value::as_str).unwrap_or_default()).into_owned(),
-                }),
-                None => Err(GatewayError::Malformed("neither payload nor respCode in the answer".into())),
-            },
-        }
+        read_answer(&body, merchant)
     }
 
     fn transport_error(&self, e: reqwest::Error) -> GatewayError {
@@ -178,5 +161,34 @@ impl GatewayClient {
             // reqwest errors carry the URL, never the body: safe to log.
             GatewayError::Transport(e.without_url().to_string())
         }
+    }
+}
+
+/// Reads a gateway answer body for `merchant`: a signed `{"payload": "<JWT>"}` is verified and its
+/// claims read after redaction (answered with the audit copy of the token); an unsigned
+/// `{respCode, respDesc}` is a rejection of the request. Never panics, whatever the body.
+pub fn read_answer<Res: serde::de::DeserializeOwned>(
+    body: &[u8],
+    merchant: &Merchant,
+) -> Result<(Res, String), GatewayError> {
+    let body: Value =
+        serde_json::from_slice(body).map_err(|_| GatewayError::Malformed("the body is not JSON".into()))?;
+    match body.get("payload").and_then(Value::as_str) {
+        Some(token) => {
+            let key = merchant.secret_key.expose_secret();
+            let previous = merchant.previous_secret_key.as_ref().map(|k| k.expose_secret());
+            let verified = jwt::verify_redacted::<Res>(token, key, previous).map_err(|e| match e {
+                jwt::JwtError::BadSignature | jwt::JwtError::WrongAlgorithm => GatewayError::BadSignature,
+                other => GatewayError::Malformed(other.to_string()),
+            })?;
+            Ok((verified.claims, verified.audit))
+        }
+        None => match body.get("respCode") {
+            Some(code) => Err(GatewayError::Rejected {
+                code: redact::text(&code.as_str().map(str::to_string).unwrap_or_else(|| code.to_string())).into_owned(),
+                desc: redact::text(body.get("respDesc").and_then(Value::as_str).unwrap_or_default()).into_owned(),
+            }),
+            None => Err(GatewayError::Malformed("neither payload nor respCode in the answer".into())),
+        },
     }
 }

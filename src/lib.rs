@@ -9,6 +9,7 @@
 pub mod broker;
 pub mod config;
 pub mod domain;
+pub mod fuzz_targets;
 pub mod gateway;
 pub mod http;
 pub mod metrics;

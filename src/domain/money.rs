@@ -189,4 +189,36 @@ mod tests {
             serde_json::json!({"minor": 50, "currency": "THB", "exponent": 2, "value": "0.50"})
         );
     }
+
+    mod properties {
+        use super::super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(256))]
+
+            #[test]
+            fn parsing_never_panics(amount in "\\PC{0,40}", currency in "[A-Za-z]{0,4}") {
+                let _ = Money::parse_major(&amount, &currency);
+            }
+
+            #[test]
+            fn a_normalised_amount_round_trips_to_the_same_decimal_text(
+                major in 0i64..10_000_000_000_000,
+                minor in 0i64..100,
+                zeros in 0usize..20,
+                leading in 0usize..5,
+            ) {
+                let exact = format!("{major}.{minor:02}");
+                let sent = format!("{}{exact}{}", "0".repeat(leading), "0".repeat(zeros));
+                let money = Money::parse_major(&sent, "SGD").unwrap();
+                prop_assert_eq!(money.minor, major * 100 + minor);
+                prop_assert_eq!(money.major_string(), exact.clone());
+                prop_assert_eq!(Money::parse_major(&money.major_string(), "SGD").unwrap(), money);
+                // One more significant digit, however far out, is never rounded away.
+                let beyond = format!("{exact}{}1", "0".repeat(zeros));
+                prop_assert!(Money::parse_major(&beyond, "SGD").is_err(), "{}", beyond);
+            }
+        }
+    }
 }

@@ -333,4 +333,81 @@ mod tests {
             let _ = json(s);
         }
     }
+
+    mod properties {
+        use super::super::*;
+        use proptest::prelude::*;
+
+        /// A Luhn-valid card number of 13 to 19 digits, from any prefix.
+        fn card() -> impl Strategy<Value = String> {
+            proptest::collection::vec(0u8..10, 12..19).prop_map(|mut digits| {
+                digits[0] = digits[0].max(1);
+                let check = (0..10).find(|c| {
+                    let mut all = digits.clone();
+                    all.push(*c);
+                    luhn(&all)
+                });
+                digits.push(check.unwrap_or(0));
+                digits.iter().map(|d| char::from(b'0' + d)).collect()
+            })
+        }
+
+        /// `card` written with separators, full-width digits or neither, in some text.
+        fn planted() -> impl Strategy<Value = (String, String)> {
+            let sep = prop_oneof![Just(""), Just(" "), Just("-"), Just("."), Just("/"), Just("\t"), Just(" - ")];
+            (card(), sep, any::<bool>(), "[a-zA-Z :]{0,6}", "[a-zA-Z :]{0,6}").prop_map(
+                |(card, sep, wide, before, after)| {
+                    let mut written: String = card
+                        .chars()
+                        .collect::<Vec<_>>()
+                        .chunks(4)
+                        .map(|c| c.iter().collect::<String>())
+                        .collect::<Vec<_>>()
+                        .join(sep);
+                    if wide {
+                        written = written
+                            .chars()
+                            .map(|c| c.to_digit(10).and_then(|d| char::from_u32(0xFF10 + d)).unwrap_or(c))
+                            .collect();
+                    }
+                    (format!("{before} {written} {after}"), card)
+                },
+            )
+        }
+
+        fn ascii_digits(s: &str) -> String {
+            s.chars().filter_map(digit_value).map(|d| char::from(b'0' + d)).collect()
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(256))]
+
+            #[test]
+            fn masking_never_panics_and_is_idempotent(s in "\\PC{0,60}") {
+                let once = text(&s).into_owned();
+                prop_assert_eq!(text(&once).into_owned(), once.clone());
+                prop_assert!(!contains_card_number(&once), "{:?} -> {:?}", s, once);
+                let _ = json(&s);
+            }
+
+            #[test]
+            fn no_planted_card_number_survives((value, card) in planted()) {
+                let masked = text(&value).into_owned();
+                prop_assert!(!ascii_digits(&masked).contains(&card), "{:?} -> {:?}", value, masked);
+                prop_assert_eq!(text(&masked).into_owned(), masked.clone());
+                let claims = serde_json::json!({"respCode": "0000", "x": {"y": [value.clone()]}, "n": card.parse::<u64>().ok()});
+                let redacted = json(&claims.to_string()).into_owned();
+                prop_assert!(!ascii_digits(&redacted).contains(&card), "{} -> {}", claims, redacted);
+                prop_assert!(serde_json::from_str::<serde_json::Value>(&redacted).is_ok(), "{}", redacted);
+                prop_assert_eq!(json(&redacted).into_owned(), redacted);
+            }
+
+            #[test]
+            fn json_redaction_keeps_valid_json_valid(v in proptest::arbitrary::any::<std::collections::BTreeMap<String, (String, i64, bool)>>()) {
+                let text_in = serde_json::to_string(&v).unwrap();
+                let out = json(&text_in);
+                prop_assert!(serde_json::from_str::<serde_json::Value>(&out).is_ok(), "{} -> {}", text_in, out);
+            }
+        }
+    }
 }
