@@ -402,6 +402,12 @@ fn fields_of<T: serde::de::DeserializeOwned>() -> &'static [&'static str] {
 pub fn resolve(settings: Settings) -> Result<Config, ConfigError> {
     validate_addr("server.public_addr", &settings.server.public_addr)?;
     validate_addr("server.internal_addr", &settings.server.internal_addr)?;
+    if settings.server.drain_delay >= settings.server.shutdown_timeout {
+        return Err(ConfigError::invalid(
+            "server.drain_delay",
+            "must be shorter than server.shutdown_timeout, the one budget that includes it",
+        ));
+    }
     if settings.server.max_body_bytes < 1024 {
         return Err(ConfigError::invalid("server.max_body_bytes", "must be at least 1024"));
     }

@@ -407,6 +407,12 @@ impl Store {
         write!(self, |c, now| ops::record_inquiry(c, &done, timing, now))
     }
 
+    /// Releases every invoice lease held by `owner`; how many.
+    pub async fn release_leases(&self, owner: &str) -> Result<u64, StoreError> {
+        let owner = owner.to_owned();
+        write!(self, |c, _now| ops::release_leases(c, &owner))
+    }
+
     /// Reconciliation backlog figures.
     pub async fn reconcile_stats(&self, give_up_after: Duration) -> Result<ReconcileStats, StoreError> {
         let now = now_ms();

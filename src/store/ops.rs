@@ -668,3 +668,13 @@ pub async fn release_quarantined<C: Sql>(c: &mut C, id: i64, outcome: &str, now:
     .await?
         == 1)
 }
+
+/// Releases the invoice leases of `owner` (scheduled invoices only: a lease is only taken on them).
+pub async fn release_leases<C: Sql>(c: &mut C, owner: &str) -> Result<u64, StoreError> {
+    c.execute(
+        "UPDATE invoices SET lease_owner = NULL, lease_until = NULL \
+         WHERE next_inquiry_at IS NOT NULL AND lease_owner = $1",
+        args![owner],
+    )
+    .await
+}
