@@ -391,3 +391,84 @@ async fn property_a_card_number_planted_anywhere_is_never_stored_returned_or_pub
     app.stop().await;
     broker.cleanup(&[]).await;
 }
+
+/// A gateway that answers every Payment Inquiry with `claims` signed with JT01's key (as a buggy
+/// gateway could); its base URL.
+fn gateway_answering(claims: Value) -> String {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let body = json!({ "payload": sign_jt01(&claims) }).to_string();
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            let mut request = Vec::new();
+            let mut buf = [0u8; 4096];
+            // Read the head and the body announced by Content-Length.
+            loop {
+                let n = stream.read(&mut buf).unwrap_or(0);
+                request.extend_from_slice(&buf[..n]);
+                let text = String::from_utf8_lossy(&request);
+                if let Some(head_end) = text.find("\r\n\r\n") {
+                    let length = text[..head_end]
+                        .lines()
+                        .find_map(|l| {
+                            l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().to_string())
+                        })
+                        .and_then(|v| v.parse::<usize>().ok())
+                        .unwrap_or(0);
+                    if request.len() >= head_end + 4 + length || n == 0 {
+                        break;
+                    }
+                } else if n == 0 {
+                    break;
+                }
+            }
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    format!("http://{addr}")
+}
+
+#[tokio::test]
+async fn an_inquiry_answer_with_a_lone_or_malformed_amount_is_indeterminate_never_a_result() {
+    for backend in BACKENDS {
+        for (what, edit) in [
+            ("no currencyCode", json!({"currencyCode": null})),
+            ("no amount", json!({"amount": null})),
+            ("amount [1]", json!({"amount": [1]})),
+            ("amount 1_000", json!({"amount": "1_000"})),
+        ] {
+            let inv = invoice_no();
+            let mut claims = notification(&inv, "0000", json!("100.00"), "I1");
+            for (k, v) in edit.as_object().unwrap() {
+                if v.is_null() {
+                    claims.as_object_mut().unwrap().remove(k);
+                } else {
+                    claims[k] = v.clone();
+                }
+            }
+            let mut opts = Options::new(backend);
+            opts.extra_toml = format!("[gateway]\nbase_url = \"{}\"\ntimeout = \"5s\"\n", gateway_answering(claims));
+            let app = spawn_app(opts).await;
+            register(&app, &inv, "100.00").await;
+            let res = app
+                .client
+                .post(format!("{}/v1/invoices/JT01/{inv}/reconcile", app.internal))
+                .bearer_auth(API_TOKEN)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), 200, "{backend:?} {what}");
+            let report: Value = res.json().await.unwrap();
+            assert_eq!(report["result"], "indeterminate", "{backend:?} {what}: {report}");
+            let invoice = app.invoice("JT01", &inv).await;
+            assert_eq!(invoice["status"], "pending", "{backend:?} {what}: {invoice}");
+            assert!(invoice["events"].as_array().unwrap().is_empty(), "{backend:?} {what}");
+            app.stop().await;
+        }
+    }
+}
