@@ -192,3 +192,35 @@ pub fn read_answer<Res: serde::de::DeserializeOwned>(
         },
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::payment_token::PaymentTokenResponse;
+
+    fn merchant() -> Merchant {
+        Merchant {
+            id: "JT01".into(),
+            secret_key: "a-merchant-key".into(),
+            previous_secret_key: None,
+            timezone: chrono::FixedOffset::east_opt(0).unwrap(),
+            result_url: None,
+            backend_return_url: None,
+            frontend_return_url: None,
+        }
+    }
+
+    #[test]
+    fn payment_token_and_error_answers_are_read_redacted() {
+        let claims = serde_json::json!({"respCode": "4005", "respDesc": "Declined: card 4111 1111 1111 1111\u{0}"});
+        let body = serde_json::json!({"payload": jwt::sign(&claims, "a-merchant-key")}).to_string();
+        let (answer, audit) = read_answer::<PaymentTokenResponse>(body.as_bytes(), &merchant()).unwrap();
+        assert_eq!(answer.resp_desc, "Declined: card 411111XXXXXX1111");
+        assert!(audit.ends_with(".redacted"), "{audit}");
+        let unsigned = br#"{"respCode":"9015","respDesc":"4111-1111-1111-1111 already used"}"#;
+        match read_answer::<PaymentTokenResponse>(unsigned, &merchant()) {
+            Err(GatewayError::Rejected { desc, .. }) => assert_eq!(desc, "411111XXXXXX1111 already used"),
+            other => panic!("{other:?}"),
+        }
+    }
+}
