@@ -463,3 +463,31 @@ pub fn now_ms() -> i64 {
 pub fn ms(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_errors_are_classified_by_whether_a_retry_can_help() {
+        for code in ["08006", "40001", "40P01", "53300", "57P01", "58030", "55P03"] {
+            assert!(postgres_code_is_transient(code), "{code}");
+        }
+        for code in ["22021", "23505", "23514", "42703", "P0001", "XX000"] {
+            assert!(!postgres_code_is_transient(code), "{code}");
+        }
+        // BUSY, LOCKED, IOERR_WRITE (778), FULL; CONSTRAINT_TRIGGER (1811), CONSTRAINT_UNIQUE (2067).
+        for code in [5, 6, 778, 13] {
+            assert!(sqlite_code_is_transient(code), "{code}");
+        }
+        for code in [1811, 2067, 19, 20] {
+            assert!(!sqlite_code_is_transient(code), "{code}");
+        }
+        let pool = StoreError::from(sqlx::Error::PoolTimedOut);
+        assert!(pool.is_transient());
+        let bug = StoreError::from(sqlx::Error::RowNotFound);
+        assert!(!bug.is_transient());
+        assert!(bug.chain().contains("no rows"), "{}", bug.chain());
+        assert!(std::error::Error::source(&bug).is_some(), "the cause is kept as the source");
+    }
+}
