@@ -23,6 +23,9 @@ pub enum ConfigError {
     Load(String),
     #[error("invalid configuration key `{key}`: {message}")]
     Invalid { key: String, message: String },
+    /// A key no setting has: a typo would otherwise be ignored silently.
+    #[error("unknown configuration key `{key}`{origin}{}", suggestion.as_ref().map(|s| format!("; did you mean `{s}`?")).unwrap_or_default())]
+    Unknown { key: String, origin: String, suggestion: Option<String> },
 }
 
 impl ConfigError {
@@ -31,8 +34,8 @@ impl ConfigError {
     }
 }
 
-/// The whole effective configuration.
-#[derive(Debug, Clone, Deserialize)]
+/// The whole effective configuration. Serialised (`check-config`), secrets read `[redacted]`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct Settings {
     pub server: ServerSettings,
     pub log: LogSettings,
@@ -80,8 +83,9 @@ pub enum LogFormat {
 }
 
 /// `[database]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct DatabaseSettings {
+    #[serde(serialize_with = "show_url")]
     pub url: SecretString,
     pub migrate_on_start: bool,
     pub max_connections: u32,
@@ -89,8 +93,9 @@ pub struct DatabaseSettings {
 }
 
 /// `[broker]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct BrokerSettings {
+    #[serde(serialize_with = "show_url")]
     pub url: SecretString,
     pub exchange: String,
     pub default_queue: String,
@@ -169,23 +174,23 @@ pub struct FrontendReturnSettings {
 }
 
 /// `[internal_api]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct InternalApiSettings {
-    #[serde(default, deserialize_with = "string_list")]
+    #[serde(default, deserialize_with = "string_list", serialize_with = "show_secrets")]
     pub tokens: Vec<SecretString>,
     #[serde(default)]
     pub tokens_file: Option<PathBuf>,
 }
 
 /// `[[merchants]]`: one 2C2P merchant account.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct MerchantSettings {
     pub id: String,
-    #[serde(default)]
+    #[serde(default, serialize_with = "show_secret")]
     pub secret_key: Option<SecretString>,
     #[serde(default)]
     pub secret_key_file: Option<PathBuf>,
-    #[serde(default)]
+    #[serde(default, serialize_with = "show_secret")]
     pub previous_secret_key: Option<SecretString>,
     #[serde(default)]
     pub previous_secret_key_file: Option<PathBuf>,
@@ -307,15 +312,127 @@ pub fn load_with_overrides(sources: &Sources, overrides: &[(&str, config::Value)
     for (key, value) in overrides {
         builder = builder.set_override(*key, value.clone()).map_err(|e| ConfigError::Load(e.to_string()))?;
     }
+    settings_from(builder, sources.use_environment)
+}
+
+/// The embedded defaults with `toml` on top (no files, no environment): what the fuzz target
+/// and the property tests load.
+pub fn load_str(toml: &str) -> Result<Config, ConfigError> {
+    use config::{File, FileFormat};
+    let builder = config::Config::builder()
+        .add_source(File::from_str(EMBEDDED_DEFAULTS, FileFormat::Toml))
+        .add_source(File::from_str(toml, FileFormat::Toml));
+    settings_from(builder, false)
+}
+
+/// Builds the layers, refuses unknown keys, resolves and validates.
+fn settings_from(
+    builder: config::ConfigBuilder<config::builder::DefaultState>,
+    use_environment: bool,
+) -> Result<Config, ConfigError> {
     let raw = builder.build().map_err(|e| ConfigError::Load(e.to_string()))?;
-    let settings: Settings = raw.try_deserialize().map_err(|e| ConfigError::Load(e.to_string()))?;
+    let mut unknown = Vec::new();
+    let settings: Settings = serde_ignored::deserialize(raw, |path| unknown.push(path.to_string()))
+        .map_err(|e| ConfigError::Load(e.to_string()))?;
+    if let Some(key) = unknown.into_iter().next() {
+        return Err(unknown_key(&key, use_environment));
+    }
     resolve(settings)
+}
+
+/// The error for an unknown key (as `serde_ignored` spells its path, `merchants.0.x`): the key
+/// as the files spell it, the environment variable it came from if one did, and the closest
+/// known key of the same section.
+fn unknown_key(path: &str, use_environment: bool) -> ConfigError {
+    let parts: Vec<&str> = path.split('.').collect();
+    let mut key = String::new();
+    for part in &parts {
+        match part.parse::<usize>() {
+            Ok(i) => key.push_str(&format!("[{i}]")),
+            Err(_) => {
+                if !key.is_empty() {
+                    key.push('.');
+                }
+                key.push_str(part);
+            }
+        }
+    }
+    let name = parts.last().copied().unwrap_or_default();
+    let section = parts.first().copied().filter(|_| parts.len() > 1).unwrap_or_default();
+    let known = known_keys(section);
+    let suggestion = known
+        .iter()
+        .map(|k| (strsim::damerau_levenshtein(&name.replace('_', ""), &k.replace('_', "")), *k))
+        .filter(|(distance, k)| *distance <= (k.len() / 3).max(2))
+        .min_by_key(|(distance, _)| *distance)
+        .map(|(_, k)| {
+            let prefix = &key[..key.len() - name.len()];
+            format!("{prefix}{k}")
+        });
+    let variable = format!("PGW_RELAY__{}", parts.join("__")).to_ascii_uppercase();
+    let origin = if use_environment && std::env::vars().any(|(k, _)| k.eq_ignore_ascii_case(&variable)) {
+        format!(" (from {variable})")
+    } else {
+        String::new()
+    };
+    ConfigError::Unknown { key, origin, suggestion }
+}
+
+/// The keys a section accepts (the top-level sections for `""`), read from the settings types.
+fn known_keys(section: &str) -> &'static [&'static str] {
+    match section {
+        "" => fields_of::<Settings>(),
+        "server" => fields_of::<ServerSettings>(),
+        "log" => fields_of::<LogSettings>(),
+        "database" => fields_of::<DatabaseSettings>(),
+        "broker" => fields_of::<BrokerSettings>(),
+        "gateway" => fields_of::<GatewaySettings>(),
+        "reconcile" => fields_of::<ReconcileSettings>(),
+        "frontend_return" => fields_of::<FrontendReturnSettings>(),
+        "internal_api" => fields_of::<InternalApiSettings>(),
+        "merchants" => fields_of::<MerchantSettings>(),
+        _ => &[],
+    }
+}
+
+/// The field names a derived `Deserialize` struct accepts, asked of the type itself.
+fn fields_of<T: serde::de::DeserializeOwned>() -> &'static [&'static str] {
+    use serde::de::{self, Visitor};
+    struct Probe<'a>(&'a mut &'static [&'static str]);
+    impl<'de> de::Deserializer<'de> for Probe<'_> {
+        type Error = de::value::Error;
+        fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Self::Error> {
+            Err(de::Error::custom("probe"))
+        }
+        fn deserialize_struct<V: Visitor<'de>>(
+            self,
+            _: &'static str,
+            fields: &'static [&'static str],
+            _: V,
+        ) -> Result<V::Value, Self::Error> {
+            *self.0 = fields;
+            Err(de::Error::custom("probe"))
+        }
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf option unit
+            unit_struct newtype_struct seq tuple tuple_struct map enum identifier ignored_any
+        }
+    }
+    let mut fields: &'static [&'static str] = &[];
+    let _ = T::deserialize(Probe(&mut fields));
+    fields
 }
 
 /// Resolves secrets and checks every value, naming the first bad key.
 pub fn resolve(settings: Settings) -> Result<Config, ConfigError> {
     validate_addr("server.public_addr", &settings.server.public_addr)?;
     validate_addr("server.internal_addr", &settings.server.internal_addr)?;
+    if settings.server.drain_delay >= settings.server.shutdown_timeout {
+        return Err(ConfigError::invalid(
+            "server.drain_delay",
+            "must be shorter than server.shutdown_timeout, the one budget that includes it",
+        ));
+    }
     if settings.server.max_body_bytes < 1024 {
         return Err(ConfigError::invalid("server.max_body_bytes", "must be at least 1024"));
     }
@@ -489,41 +606,34 @@ mod humantime_serde_compat {
     }
 }
 
-/// The effective configuration as TOML-like JSON with every secret replaced by `[redacted]`.
+/// The effective configuration, every key of every section, as JSON with every secret replaced
+/// by `[redacted]` (URL passwords included); `internal_api.tokens` lists the resolved tokens
+/// (from `tokens_file` too) and each merchant shows whether a (previous) key is set.
 pub fn redacted(config: &Config) -> serde_json::Value {
-    let s = &config.settings;
-    let redact = |present: bool| if present { "[redacted]" } else { "" };
-    serde_json::json!({
-        "server": s.server,
-        "log": s.log,
-        "database": {
-            "url": redact_url(s.database.url.expose_secret()),
-            "migrate_on_start": s.database.migrate_on_start,
-            "max_connections": s.database.max_connections,
-            "write_batch": s.database.write_batch,
-        },
-        "broker": {
-            "url": redact_url(s.broker.url.expose_secret()),
-            "exchange": s.broker.exchange,
-            "default_queue": s.broker.default_queue,
-            "connection_name": s.broker.connection_name,
-            "operation_timeout": humantime::format_duration(s.broker.operation_timeout).to_string(),
-            "publish_batch": s.broker.publish_batch,
-        },
-        "gateway": s.gateway,
-        "reconcile": s.reconcile,
-        "frontend_return": s.frontend_return,
-        "internal_api": { "tokens": config.internal_tokens.iter().map(|_| "[redacted]").collect::<Vec<_>>() },
-        "merchants": config.merchants.iter().map(|m| serde_json::json!({
-            "id": m.id,
-            "secret_key": "[redacted]",
-            "previous_secret_key": redact(m.previous_secret_key.is_some()),
-            "timezone": m.timezone.to_string(),
-            "result_url": m.result_url.as_ref().map(|u| u.as_str()),
-            "backend_return_url": m.backend_return_url,
-            "frontend_return_url": m.frontend_return_url,
-        })).collect::<Vec<_>>(),
-    })
+    let mut shown = serde_json::to_value(&config.settings).unwrap_or_default();
+    shown["internal_api"]["tokens"] =
+        serde_json::json!(config.internal_tokens.iter().map(|_| "[redacted]").collect::<Vec<_>>());
+    if let Some(merchants) = shown["merchants"].as_array_mut() {
+        for (shown, m) in merchants.iter_mut().zip(&config.merchants) {
+            shown["secret_key"] = serde_json::json!("[redacted]");
+            shown["previous_secret_key"] =
+                serde_json::json!(if m.previous_secret_key.is_some() { "[redacted]" } else { "" });
+            shown["timezone"] = serde_json::json!(m.timezone.to_string());
+        }
+    }
+    shown
+}
+
+fn show_url<S: serde::Serializer>(url: &SecretString, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&redact_url(url.expose_secret()))
+}
+
+fn show_secret<S: serde::Serializer>(secret: &Option<SecretString>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(if secret.is_some() { "[redacted]" } else { "" })
+}
+
+fn show_secrets<S: serde::Serializer>(secrets: &[SecretString], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(secrets.iter().map(|_| "[redacted]"))
 }
 
 /// Hides the password of a URL such as `postgres://user:pw@host/db`.
@@ -588,6 +698,79 @@ mod tests {
         let shown = redacted(&cfg).to_string();
         assert!(!shown.contains("s3cr3t"), "{shown}");
         assert!(!shown.contains(":pw@"), "{shown}");
+    }
+
+    #[test]
+    fn an_unknown_key_is_an_error_naming_the_closest_known_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let cases = [
+            (
+                "[[merchants]]\nid = \"JT01\"\nsecret_key = \"k\"\nprevious_secret_key_flie = \"/k\"\n",
+                "merchants[0].previous_secret_key_flie",
+                Some("merchants[0].previous_secret_key_file"),
+            ),
+            ("[reconcile]\nmaxrps = 5\n", "reconcile.maxrps", Some("reconcile.max_rps")),
+            ("[servr]\npublic_addr = \"127.0.0.1:1\"\n", "servr", Some("server")),
+            ("[broker]\ncompletely_unrelated = 1\n", "broker.completely_unrelated", None),
+        ];
+        for (i, (toml, key, suggestion)) in cases.into_iter().enumerate() {
+            let file = dir.path().join(format!("{i}.toml"));
+            std::fs::write(&file, toml).unwrap();
+            let mut src = sources();
+            src.files.push(file);
+            match load(&src).unwrap_err() {
+                ConfigError::Unknown { key: k, suggestion: s, .. } => {
+                    assert_eq!((k.as_str(), s.as_deref()), (key, suggestion), "{toml}");
+                }
+                other => panic!("{toml}: {other}"),
+            }
+        }
+    }
+
+    #[test]
+    fn every_effective_key_is_shown() {
+        fn leaves(v: &serde_json::Value, prefix: &str, out: &mut Vec<String>) {
+            match v {
+                serde_json::Value::Object(m) => {
+                    for (k, v) in m {
+                        leaves(v, &format!("{prefix}{k}."), out)
+                    }
+                }
+                _ => out.push(prefix.trim_end_matches('.').to_string()),
+            }
+        }
+        let defaults: toml_probe::Table = toml_probe::parse(EMBEDDED_DEFAULTS);
+        let shown = redacted(&load(&sources()).unwrap());
+        for key in defaults {
+            let mut v = &shown;
+            for part in key.split('.') {
+                v = &v[part];
+            }
+            assert!(!v.is_null(), "check-config does not show `{key}`");
+        }
+        let mut all = Vec::new();
+        leaves(&shown, "", &mut all);
+        assert!(all.contains(&"broker.poll_interval".to_string()), "{all:?}");
+    }
+
+    /// The `section.key` names of a flat TOML file such as `config/default.toml`.
+    mod toml_probe {
+        pub type Table = Vec<String>;
+        pub fn parse(text: &str) -> Table {
+            let mut section = String::new();
+            let mut keys = Vec::new();
+            for line in text.lines().map(str::trim) {
+                if line.starts_with("[[") || line.starts_with('#') || line.is_empty() {
+                    continue;
+                }
+                if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+                    section = name.to_string();
+                } else if let Some((key, _)) = line.split_once('=') {
+                    keys.push(format!("{section}.{}", key.trim()));
+                }
+            }
+            keys
+        }
     }
 
     #[test]

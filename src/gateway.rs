@@ -9,6 +9,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::config::Merchant;
+use crate::domain::redact;
 use crate::metrics::Metrics;
 use crate::protocol::jwt::{self, Envelope};
 use crate::protocol::payment_result::{InquiryRequest, PaymentResult};
@@ -56,7 +57,7 @@ impl GatewayError {
 #[derive(Debug, Clone)]
 pub struct InquiryAnswer {
     pub result: PaymentResult,
-    /// The signed JWT as received.
+    /// The signed JWT as received, or its redacted copy (`jwt::Verified::audit`).
     pub token: String,
 }
 
@@ -143,32 +144,14 @@ impl GatewayClient {
         if !status.is_success() {
             return Err(GatewayError::HttpStatus(status.as_u16()));
         }
-        let body: Value = response.json().await.map_err(|e| {
+        let body = response.bytes().await.map_err(|e| {
             if e.is_timeout() {
                 GatewayError::Timeout(self.timeout)
             } else {
-                GatewayError::Malformed("the body is not JSON".into())
+                GatewayError::Transport(e.without_url().to_string())
             }
         })?;
-        match body.get("payload").and_then(Value::as_str) {
-            Some(token) => {
-                let previous = merchant.previous_secret_key.as_ref().map(|k| k.expose_secret());
-                let (claims, _) = jwt::verify::<Res>(token, key, previous).map_err(|e| match e {
-                    jwt::JwtError::BadSignature | jwt::JwtError::WrongAlgorithm | jwt::JwtError::UnsupportedHeader => {
-                        GatewayError::BadSignature
-                    }
-                    other => GatewayError::Malformed(other.to_string()),
-                })?;
-                Ok((claims, token.to_string()))
-            }
-            None => match body.get("respCode") {
-                Some(code) => Err(GatewayError::Rejected {
-                    code: code.as_str().map(str::to_string).unwrap_or_else(|| code.to_string()),
-                    desc: body.get("respDesc").and_then(Value::as_str).unwrap_or_default().to_string(),
-                }),
-                None => Err(GatewayError::Malformed("neither payload nor respCode in the answer".into())),
-            },
-        }
+        read_answer(&body, merchant)
     }
 
     fn transport_error(&self, e: reqwest::Error) -> GatewayError {
@@ -177,6 +160,69 @@ impl GatewayClient {
         } else {
             // reqwest errors carry the URL, never the body: safe to log.
             GatewayError::Transport(e.without_url().to_string())
+        }
+    }
+}
+
+/// Reads a gateway answer body for `merchant`: a signed `{"payload": "<JWT>"}` is verified and its
+/// claims read after redaction (answered with the audit copy of the token); an unsigned
+/// `{respCode, respDesc}` is a rejection of the request. Never panics, whatever the body.
+pub fn read_answer<Res: serde::de::DeserializeOwned>(
+    body: &[u8],
+    merchant: &Merchant,
+) -> Result<(Res, String), GatewayError> {
+    let body: Value =
+        serde_json::from_slice(body).map_err(|_| GatewayError::Malformed("the body is not JSON".into()))?;
+    match body.get("payload").and_then(Value::as_str) {
+        Some(token) => {
+            let key = merchant.secret_key.expose_secret();
+            let previous = merchant.previous_secret_key.as_ref().map(|k| k.expose_secret());
+            let verified = jwt::verify_redacted::<Res>(token, key, previous).map_err(|e| match e {
+                jwt::JwtError::BadSignature | jwt::JwtError::WrongAlgorithm | jwt::JwtError::UnsupportedHeader => {
+                    GatewayError::BadSignature
+                }
+                other => GatewayError::Malformed(other.to_string()),
+            })?;
+            Ok((verified.claims, verified.audit))
+        }
+        None => match body.get("respCode") {
+            Some(code) => Err(GatewayError::Rejected {
+                code: redact::text(&code.as_str().map(str::to_string).unwrap_or_else(|| code.to_string())).into_owned(),
+                desc: redact::text(body.get("respDesc").and_then(Value::as_str).unwrap_or_default()).into_owned(),
+            }),
+            None => Err(GatewayError::Malformed("neither payload nor respCode in the answer".into())),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::payment_token::PaymentTokenResponse;
+
+    fn merchant() -> Merchant {
+        Merchant {
+            id: "JT01".into(),
+            secret_key: "a-merchant-key".into(),
+            previous_secret_key: None,
+            timezone: chrono::FixedOffset::east_opt(0).unwrap(),
+            result_url: None,
+            backend_return_url: None,
+            frontend_return_url: None,
+        }
+    }
+
+    #[test]
+    fn payment_token_and_error_answers_are_read_redacted() {
+        let claims = serde_json::json!({"respCode": "4005", "respDesc": "Declined: card 4111 1111 1111 1111\u{0}"});
+        let body = serde_json::json!({"payload": jwt::sign(&claims, "a-merchant-key")}).to_string();
+        let (answer, audit) = read_answer::<PaymentTokenResponse>(body.as_bytes(), &merchant()).unwrap();
+        assert_eq!(answer.resp_desc, "Declined: card 411111XXXXXX1111");
+        assert!(audit.ends_with(".redacted"), "{audit}");
+        let unsigned = br#"{"respCode":"9015","respDesc":"4111-1111-1111-1111 already used"}"#;
+        match read_answer::<PaymentTokenResponse>(unsigned, &merchant()) {
+            Err(GatewayError::Rejected { desc, .. }) => assert_eq!(desc, "411111XXXXXX1111 already used"),
+            other => panic!("{other:?}"),
         }
     }
 }

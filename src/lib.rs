@@ -9,10 +9,12 @@
 pub mod broker;
 pub mod config;
 pub mod domain;
+pub mod fuzz_targets;
 pub mod gateway;
 pub mod http;
 pub mod metrics;
 pub mod protocol;
+pub mod reachability;
 pub mod reconcile;
 pub mod sim;
 pub mod startup;

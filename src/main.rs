@@ -26,8 +26,39 @@ enum Command {
     Serve,
     /// Apply database migrations and exit.
     Migrate,
-    /// Validate the configuration and print it with secrets redacted.
-    CheckConfig,
+    /// Validate the configuration and print every effective key with secrets redacted.
+    CheckConfig {
+        /// Also check that the database, the broker and the gateway answer (exit 1 if one does not).
+        #[arg(long)]
+        connect: bool,
+    },
+}
+
+/// `check-config --connect`: one line per dependency on stderr; exit 1 if any is unreachable.
+fn check_connections(config: &config::Config) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("pgw-relay: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let checks = runtime.block_on(pgw_relay::reachability::check_all(config));
+    let mut ok = true;
+    for check in checks {
+        match check.error {
+            None => eprintln!("pgw-relay: {} reachable ({})", check.name, check.target),
+            Some(e) => {
+                ok = false;
+                eprintln!("pgw-relay: {} NOT reachable ({}): {e}", check.name, check.target);
+            }
+        }
+    }
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
 }
 
 fn main() -> ExitCode {
@@ -39,11 +70,11 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if let Some(Command::CheckConfig) = cli.command {
+    if let Some(Command::CheckConfig { connect }) = cli.command {
         let text = serde_json::to_string_pretty(&config::redacted(&config)).unwrap_or_default();
         println!("{text}");
         eprintln!("pgw-relay: configuration is valid");
-        return ExitCode::SUCCESS;
+        return if connect { check_connections(&config) } else { ExitCode::SUCCESS };
     }
     telemetry::init(&config.settings.log);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {

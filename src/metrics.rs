@@ -15,7 +15,7 @@ const LATENCY_BUCKETS: &[f64] = &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.0
 #[derive(Clone)]
 pub struct Metrics {
     registry: Registry,
-    /// `kind` = backend|frontend, `outcome` = accepted|duplicate|bad_signature|unknown_merchant|malformed|too_large|store_unavailable|rate_limited.
+    /// `kind` = backend|frontend, `outcome` = accepted|duplicate|quarantined|bad_signature|unknown_merchant|malformed|too_large|store_unavailable|rate_limited.
     pub notifications_received: IntCounterVec,
     /// `type` = payment.*.
     pub events_published: IntCounterVec,
@@ -36,8 +36,10 @@ pub struct Metrics {
     pub reconcile_unresolved: IntGauge,
     /// `status` = pending|succeeded|failed|cancelled|expired.
     pub invoices: IntGaugeVec,
-    /// `reason` = conflict|amount_mismatch|currency_mismatch|needs_review.
+    /// `reason` = conflict|amount_mismatch|currency_mismatch|needs_review|unprocessable.
     pub anomalies: IntCounterVec,
+    /// Verified notifications put in quarantine because the store refused them; `kind` = backend.
+    pub quarantined: IntCounterVec,
     /// `route`, `method`, `status`.
     pub http_request_duration: HistogramVec,
     /// How long browsers returning from the payment page waited before their redirect, by
@@ -126,6 +128,11 @@ impl Metrics {
                 "Anomalies recorded (conflicts, mismatches, review codes).",
                 &["reason"],
             ),
+            quarantined: counter_vec(
+                "quarantined_total",
+                "Verified notifications the store refused permanently, kept in quarantine.",
+                &["kind"],
+            ),
             http_request_duration: {
                 let h = HistogramVec::new(
                     HistogramOpts::new("http_request_duration_seconds", "HTTP request duration by route pattern.")
@@ -170,13 +177,15 @@ impl Metrics {
             "malformed",
             "too_large",
             "store_unavailable",
+            "quarantined",
         ] {
             m.notifications_received.with_label_values(&["backend", outcome]);
         }
+        m.quarantined.with_label_values(&["backend"]);
         for result in ["ack", "nack", "returned", "error", "timeout"] {
             m.publish_confirms.with_label_values(&[result]);
         }
-        for reason in ["conflict", "amount_mismatch", "currency_mismatch", "needs_review"] {
+        for reason in ["conflict", "amount_mismatch", "currency_mismatch", "needs_review", "unprocessable"] {
             m.anomalies.with_label_values(&[reason]);
         }
         for ty in [

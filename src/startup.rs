@@ -175,29 +175,72 @@ impl Application {
         let internal_task = tokio::spawn(internal);
 
         shutdown.cancelled().await;
-        drain(&state, &public_handle, &internal_handle).await;
-        let _ = public_task.await;
-        let _ = internal_task.await;
-        let bound = state.config.settings.server.shutdown_timeout;
-        for task in background {
-            let _ = tokio::time::timeout(bound, task).await;
-        }
+        // One budget for everything from here: `server.shutdown_timeout`.
+        let budget = ShutdownBudget::start(&state.config.settings.server);
+        // Listeners and the reconciler stop together; the outbox flush comes last and gets the rest.
+        let listeners = async {
+            drain(&state, &public_handle, &internal_handle, &budget).await;
+            let _ = public_task.await;
+            let _ = internal_task.await;
+        };
+        let reconciler = async {
+            for mut task in background {
+                if tokio::time::timeout_at(budget.work_until(), &mut task).await.is_err() {
+                    task.abort();
+                    tracing::warn!("in-flight inquiries did not finish within the shutdown budget");
+                }
+            }
+            // Whatever the tick did not finish is given back at once rather than at lease expiry.
+            state.reconciler.release_leases().await;
+        };
+        tokio::join!(listeners, reconciler);
+        broker.flush_by(budget.deadline.into_std());
         broker_shutdown.cancel();
-        if tokio::time::timeout(bound + std::time::Duration::from_secs(5), broker.stopped()).await.is_err() {
-            tracing::warn!("the outbox relay did not stop in time");
+        let left = budget.deadline.saturating_duration_since(tokio::time::Instant::now());
+        if tokio::time::timeout(left + CLOSE_MARGIN, broker.stopped()).await.is_err() {
+            tracing::warn!("the outbox relay did not stop in time; what it did not publish stays in the outbox");
         }
-        tracing::info!("pgw-relay stopped");
+        tracing::info!(elapsed = ?budget.started.elapsed(), "pgw-relay stopped");
         Ok(())
     }
 }
 
-async fn drain(state: &AppState, public: &ServerHandle, internal: &ServerHandle) {
+/// What closing the broker connection may take after the flush deadline.
+const CLOSE_MARGIN: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// The one shutdown deadline: `server.shutdown_timeout` from the signal, `drain_delay` included.
+/// Requests and inquiries in flight get until `work_until` (the deadline less a reserve for the
+/// outbox flush); the flush gets until the deadline.
+struct ShutdownBudget {
+    started: tokio::time::Instant,
+    deadline: tokio::time::Instant,
+    flush_reserve: std::time::Duration,
+}
+
+impl ShutdownBudget {
+    fn start(settings: &crate::config::ServerSettings) -> ShutdownBudget {
+        let started = tokio::time::Instant::now();
+        let total = settings.shutdown_timeout;
+        // A quarter of the budget, at most 5 s, stays for the final outbox flush.
+        let flush_reserve = (total / 4).min(std::time::Duration::from_secs(5));
+        ShutdownBudget { started, deadline: started + total, flush_reserve }
+    }
+
+    fn work_until(&self) -> tokio::time::Instant {
+        self.deadline - self.flush_reserve
+    }
+}
+
+async fn drain(state: &AppState, public: &ServerHandle, internal: &ServerHandle, budget: &ShutdownBudget) {
     let settings = &state.config.settings.server;
     state.draining.store(true, Ordering::Relaxed);
-    tracing::info!(drain_delay = ?settings.drain_delay, "shutting down: readiness off");
-    tokio::time::sleep(settings.drain_delay).await;
-    public.stop(true).await;
-    internal.stop(true).await;
+    tracing::info!(drain_delay = ?settings.drain_delay, budget = ?settings.shutdown_timeout, "shutting down: readiness off");
+    tokio::time::sleep_until((budget.started + settings.drain_delay).min(budget.work_until())).await;
+    let graceful = async { tokio::join!(public.stop(true), internal.stop(true)) };
+    if tokio::time::timeout_at(budget.work_until(), graceful).await.is_err() {
+        tracing::warn!("requests still in flight at the end of the shutdown budget: closing them");
+        tokio::join!(public.stop(false), internal.stop(false));
+    }
 }
 
 fn bind(key: &str, addr: &str) -> anyhow::Result<TcpListener> {

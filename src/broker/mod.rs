@@ -46,13 +46,14 @@ impl Broker {
         let done = CancellationToken::new();
         let relay = OutboxRelay::new(settings, store, metrics, wake, connected.clone());
         let owner: Arc<str> = relay.owner().into();
+        let flush_by = relay.flush_by();
         // Dropped when the task ends, even by a panic.
         let guard = done.clone().drop_guard();
         tokio::spawn(async move {
             let _guard = guard;
             relay.run(shutdown, flush_timeout).await;
         });
-        BrokerHandle { connected, done, owner }
+        BrokerHandle { connected, done, owner, flush_by }
     }
 }
 
@@ -62,6 +63,7 @@ pub struct BrokerHandle {
     connected: Arc<AtomicBool>,
     done: CancellationToken,
     owner: Arc<str>,
+    flush_by: relay::FlushBy,
 }
 
 impl BrokerHandle {
@@ -74,6 +76,11 @@ impl BrokerHandle {
     /// client property `pgw_relay_owner`.
     pub fn owner(&self) -> &str {
         &self.owner
+    }
+
+    /// Makes the final flush end by `deadline` (call before cancelling the relay's shutdown).
+    pub fn flush_by(&self, deadline: std::time::Instant) {
+        *self.flush_by.lock().unwrap_or_else(|e| e.into_inner()) = Some(deadline);
     }
 
     /// True once the relay task has ended.

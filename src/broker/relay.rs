@@ -56,7 +56,12 @@ pub struct OutboxRelay {
     failed_batches: u32,
     /// Consecutive store failures.
     store_failures: u32,
+    /// The end of the process's shutdown budget, once known: the final flush ends by then.
+    flush_by: FlushBy,
 }
+
+/// The instant by which the final flush must end, shared with whoever stops the relay.
+pub type FlushBy = Arc<std::sync::Mutex<Option<Instant>>>;
 
 impl OutboxRelay {
     /// A relay that publishes the events of `store` to the broker of `settings`. `wake` is
@@ -82,7 +87,14 @@ impl OutboxRelay {
             gauges_at: None,
             failed_batches: 0,
             store_failures: 0,
+            flush_by: FlushBy::default(),
         }
+    }
+
+    /// Where to set the instant by which the final flush must end (before cancelling `shutdown`);
+    /// `flush_timeout` still bounds it.
+    pub fn flush_by(&self) -> FlushBy {
+        self.flush_by.clone()
     }
 
     /// The claim owner of this relay (`<hostname>-<pid>-<random>`).
@@ -146,7 +158,10 @@ impl OutboxRelay {
 
     /// After shutdown: publish what is left within `flush_timeout`, then clean up.
     async fn finish(&mut self, flush_timeout: Duration) {
-        let deadline = Instant::now() + flush_timeout;
+        let mut deadline = Instant::now() + flush_timeout;
+        if let Some(by) = *self.flush_by.lock().unwrap_or_else(|e| e.into_inner()) {
+            deadline = deadline.min(by);
+        }
         // Give failed rows one more chance with the others.
         self.release_parked(true).await;
         loop {

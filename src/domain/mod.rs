@@ -4,4 +4,5 @@
 pub mod event;
 pub mod money;
 pub mod observation;
+pub mod redact;
 pub mod state;

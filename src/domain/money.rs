@@ -1,7 +1,5 @@
 //! Money as integer minor units plus the currency's ISO 4217 exponent. Never a float.
 
-use std::str::FromStr;
-
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
@@ -38,6 +36,9 @@ const CURRENCIES: &[(&str, u32)] = &[
     ("VND", 0),
 ];
 
+/// The largest amount accepted, in minor units (15 digits).
+pub const MAX_MINOR: i64 = 999_999_999_999_999;
+
 /// Why an amount was not accepted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MoneyError {
@@ -67,28 +68,41 @@ pub struct Money {
 }
 
 impl Money {
-    /// Parses a major-unit decimal as 2C2P sends it (`"230.87"`, `1000.0`, `000000002500.90000`).
-    /// Trailing zeros beyond the currency's exponent are fine; significant digits are not.
+    /// Parses a major-unit amount as 2C2P sends it (`"230.87"`, `1000.0`, `000000002500.90000`).
+    ///
+    /// The text must be a plain decimal: ASCII digits with at most one point that has digits on
+    /// both sides; no sign, exponent, separator or other character (surrounding whitespace is
+    /// ignored). It is checked before any conversion and converted exactly: trailing zeros beyond
+    /// the currency's exponent are fine, any other digit there is an error however small.
     pub fn parse_major(amount: &str, currency: &str) -> Result<Money, MoneyError> {
         let currency = currency.trim().to_ascii_uppercase();
         let exponent = exponent_of(&currency).ok_or_else(|| MoneyError::UnknownCurrency(currency.clone()))?;
         let text = amount.trim();
-        let parsed = if text.contains(['e', 'E']) { Decimal::from_scientific(text) } else { Decimal::from_str(text) }
-            .map_err(|_| MoneyError::NotANumber(text.to_string()))?;
-        if parsed.is_sign_negative() && !parsed.is_zero() {
-            return Err(MoneyError::Negative(text.to_string()));
+        let (int, frac) = text.split_once('.').unwrap_or((text, ""));
+        let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+        if !digits(int) || (text.contains('.') && !digits(frac)) {
+            let shown: String = text.chars().take(40).collect();
+            return Err(
+                if text.starts_with('-') && text.len() > 1 && digits(text[1..].split('.').next().unwrap_or("")) {
+                    MoneyError::Negative(shown)
+                } else {
+                    MoneyError::NotANumber(shown)
+                },
+            );
         }
-        let normalized = parsed.normalize();
-        if normalized.scale() > exponent {
-            return Err(MoneyError::TooPrecise { amount: text.to_string(), currency, exponent });
+        let frac = frac.trim_end_matches('0');
+        if frac.len() > exponent as usize {
+            return Err(MoneyError::TooPrecise { amount: text.chars().take(40).collect(), currency, exponent });
         }
-        let scaled = normalized
-            .checked_mul(Decimal::from(10i64.pow(exponent)))
-            .ok_or_else(|| MoneyError::TooLarge(text.to_string()))?
-            .normalize();
-        let minor = i64::try_from(scaled.mantissa()).map_err(|_| MoneyError::TooLarge(text.to_string()))?;
-        if scaled.scale() != 0 || minor > 999_999_999_999_999 {
-            return Err(MoneyError::TooLarge(text.to_string()));
+        let int = int.trim_start_matches('0');
+        let too_large = || MoneyError::TooLarge(text.chars().take(40).collect());
+        if int.len() + exponent as usize > 15 {
+            return Err(too_large());
+        }
+        let minor_text = format!("{int}{frac:0<width$}", width = exponent as usize);
+        let minor = if minor_text.is_empty() { 0 } else { minor_text.parse::<i64>().map_err(|_| too_large())? };
+        if minor > MAX_MINOR {
+            return Err(too_large());
         }
         Ok(Money { minor, currency, exponent })
     }
@@ -123,7 +137,6 @@ mod tests {
             ("000000002500.90000", "THB", 250090),
             ("6420", "THB", 642000),
             ("70.0", "sgd", 7000),
-            ("1e3", "USD", 100000),
             ("150000", "VND", 150000),
             ("150000.000", "JPY", 150000),
             ("0", "THB", 0),
@@ -141,8 +154,29 @@ mod tests {
         assert!(matches!(Money::parse_major("abc", "THB"), Err(MoneyError::NotANumber(_))));
         assert!(matches!(Money::parse_major("-1", "THB"), Err(MoneyError::Negative(_))));
         assert!(matches!(Money::parse_major("1", "XXX"), Err(MoneyError::UnknownCurrency(_))));
-        assert!(matches!(Money::parse_major("1e20", "THB"), Err(MoneyError::TooLarge(_))));
+        assert!(matches!(Money::parse_major("100000000000000000000", "THB"), Err(MoneyError::TooLarge(_))));
+        assert!(matches!(Money::parse_major("1e20", "THB"), Err(MoneyError::NotANumber(_))), "no exponent");
         assert!(matches!(Money::parse_major("NaN", "THB"), Err(MoneyError::NotANumber(_))));
+        assert!(matches!(Money::parse_major("1e3", "USD"), Err(MoneyError::NotANumber(_))));
+    }
+
+    #[test]
+    fn an_amount_is_a_plain_exact_decimal() {
+        // Beyond rust_decimal's 28 digits these used to round to 1000.00 and 0.00.
+        for (text, cur) in [("1000.0000000000000000000000000001", "SGD"), ("0.00000000000000000000000000001", "SGD")] {
+            assert!(matches!(Money::parse_major(text, cur), Err(MoneyError::TooPrecise { .. })), "{text}");
+        }
+        for text in
+            ["1_000", "+1", "1,000", "1.", ".5", "1.2.3", "0x10", "1 000", "１０", "[1]", "", "1e-2", "Infinity"]
+        {
+            assert!(Money::parse_major(text, "SGD").is_err(), "{text:?} must not be money");
+        }
+        assert!(matches!(Money::parse_major("-0", "SGD"), Err(MoneyError::Negative(_))));
+        assert_eq!(Money::parse_major("1000.000000000000000000000000000000", "SGD").unwrap().minor, 100000);
+        assert_eq!(Money::parse_major("9999999999999.99", "SGD").unwrap().minor, 999_999_999_999_999);
+        assert!(matches!(Money::parse_major("10000000000000", "SGD"), Err(MoneyError::TooLarge(_))));
+        assert!(matches!(Money::parse_major("1000000000000000", "JPY"), Err(MoneyError::TooLarge(_))));
+        assert_eq!(Money::parse_major("00000000000000000000001", "JPY").unwrap().minor, 1);
     }
 
     #[test]
@@ -154,5 +188,37 @@ mod tests {
             Money::parse_major("0.5", "THB").unwrap().to_json(),
             serde_json::json!({"minor": 50, "currency": "THB", "exponent": 2, "value": "0.50"})
         );
+    }
+
+    mod properties {
+        use super::super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(256))]
+
+            #[test]
+            fn parsing_never_panics(amount in "\\PC{0,40}", currency in "[A-Za-z]{0,4}") {
+                let _ = Money::parse_major(&amount, &currency);
+            }
+
+            #[test]
+            fn a_normalised_amount_round_trips_to_the_same_decimal_text(
+                major in 0i64..10_000_000_000_000,
+                minor in 0i64..100,
+                zeros in 0usize..20,
+                leading in 0usize..5,
+            ) {
+                let exact = format!("{major}.{minor:02}");
+                let sent = format!("{}{exact}{}", "0".repeat(leading), "0".repeat(zeros));
+                let money = Money::parse_major(&sent, "SGD").unwrap();
+                prop_assert_eq!(money.minor, major * 100 + minor);
+                prop_assert_eq!(money.major_string(), exact.clone());
+                prop_assert_eq!(Money::parse_major(&money.major_string(), "SGD").unwrap(), money);
+                // One more significant digit, however far out, is never rounded away.
+                let beyond = format!("{exact}{}1", "0".repeat(zeros));
+                prop_assert!(Money::parse_major(&beyond, "SGD").is_err(), "{}", beyond);
+            }
+        }
     }
 }

@@ -5,6 +5,7 @@ use chrono::{DateTime, FixedOffset, NaiveDateTime, TimeZone};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::money::{Money, MoneyError};
+use crate::domain::redact;
 use crate::protocol::payment_result::PaymentResult;
 use crate::protocol::resp_code::{self, CodeClass};
 
@@ -35,8 +36,11 @@ impl Source {
 pub struct MaskedPan(String);
 
 impl MaskedPan {
-    /// Masks `raw` if it is (or contains) a run of 12 or more digits.
+    /// Masks every card number in `raw` (see [`redact`]), and `raw` as a whole when it is 12 or
+    /// more digits with spaces or dashes only.
     pub fn new(raw: &str) -> MaskedPan {
+        let redacted = redact::text(raw);
+        let raw = redacted.as_ref();
         let digits: Vec<char> = raw.chars().filter(|c| c.is_ascii_digit()).collect();
         let looks_full = raw.chars().all(|c| c.is_ascii_digit() || c == ' ' || c == '-') && digits.len() >= 12;
         if looks_full {
@@ -120,9 +124,12 @@ impl Observation {
         }
         let raw_code = result.resp_code.clone().ok_or(NormalizeError::Missing("respCode"))?;
         let resp_code = resp_code::normalize(&raw_code).ok_or(NormalizeError::BadRespCode(raw_code))?;
+        // An amount is only ever read with its currency: one without the other is an error.
         let amount = match (&result.amount, &result.currency_code) {
             (Some(a), Some(c)) => Some(Money::parse_major(a, c)?),
-            _ => None,
+            (Some(_), None) => return Err(NormalizeError::Missing("currencyCode (the amount has none)")),
+            (None, Some(_)) => return Err(NormalizeError::Missing("amount (a currencyCode is given)")),
+            (None, None) => None,
         };
         let transaction_time =
             result.transaction_date_time.as_deref().and_then(|raw| parse_local_time(raw, zone)).map(|t| t.to_rfc3339());
@@ -204,6 +211,12 @@ mod tests {
             (r#"{"invoiceNo":"1","respCode":"00x0"}"#, "respCode"),
             (r#"{"invoiceNo":"1","respCode":"0000","amount":"1.001","currencyCode":"THB"}"#, "decimals"),
             (r#"{"invoiceNo":"1","respCode":"0000","merchantID":"OTHER"}"#, "does not match"),
+            (r#"{"invoiceNo":"1","respCode":"0000","amount":"100.00"}"#, "currencyCode"),
+            (r#"{"invoiceNo":"1","respCode":"0000","currencyCode":"SGD"}"#, "amount"),
+            (r#"{"invoiceNo":"1","respCode":"0000","amount":[1],"currencyCode":"SGD"}"#, "not a decimal"),
+            (r#"{"invoiceNo":"1","respCode":"0000","amount":{"v":1},"currencyCode":"SGD"}"#, "not a decimal"),
+            (r#"{"invoiceNo":"1","respCode":"0000","amount":true,"currencyCode":"SGD"}"#, "not a decimal"),
+            (r#"{"invoiceNo":"1","respCode":"0000","amount":"1_000","currencyCode":"SGD"}"#, "not a decimal"),
         ];
         for (json, needle) in cases {
             let err = Observation::from_payment_result(&result(json), Source::Inquiry, "JT01", zone, 0).unwrap_err();

@@ -94,6 +94,8 @@ pub enum AnomalyReason {
     AmountMismatch,
     CurrencyMismatch,
     NeedsReview,
+    /// A verified notification the store refused permanently: it is in quarantine.
+    Unprocessable,
 }
 
 impl AnomalyReason {
@@ -104,12 +106,13 @@ impl AnomalyReason {
             AnomalyReason::AmountMismatch => "amount_mismatch",
             AnomalyReason::CurrencyMismatch => "currency_mismatch",
             AnomalyReason::NeedsReview => "needs_review",
+            AnomalyReason::Unprocessable => "unprocessable",
         }
     }
 
     /// Whether automatic reconciliation of the invoice stops.
     pub fn stops_reconciliation(self) -> bool {
-        !matches!(self, AnomalyReason::Conflict)
+        !matches!(self, AnomalyReason::Conflict | AnomalyReason::Unprocessable)
     }
 }
 

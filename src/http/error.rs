@@ -15,12 +15,14 @@ pub struct ApiError {
     /// What metrics and logs call this failure; usually `code`, but finer where the answer must
     /// not tell the caller more (an unknown merchant answers like a bad signature).
     pub outcome: &'static str,
+    /// Seconds for a `Retry-After` header.
+    pub retry_after: Option<u32>,
 }
 
 impl ApiError {
     /// An error with this status, code and message.
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        ApiError { status, code, message: message.into(), gateway: None, outcome: code }
+        ApiError { status, code, message: message.into(), gateway: None, outcome: code, retry_after: None }
     }
 
     /// Counts and logs this failure as `outcome` while answering with `code`.
@@ -50,9 +52,17 @@ impl ApiError {
         Self::new(StatusCode::NOT_FOUND, "not_found", message)
     }
 
-    /// 503: the store could not be reached; the caller should retry.
+    /// 503 with `Retry-After`: the store could not be reached; the caller should retry.
     pub fn store_unavailable() -> Self {
-        Self::new(StatusCode::SERVICE_UNAVAILABLE, "store_unavailable", "storage is unavailable, retry later")
+        let mut e =
+            Self::new(StatusCode::SERVICE_UNAVAILABLE, "store_unavailable", "storage is unavailable, retry later");
+        e.retry_after = Some(RETRY_AFTER_SECONDS);
+        e
+    }
+
+    /// 500: the store refused the data; retrying the same request would fail again.
+    pub fn store_refused() -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "store_refused", "storage refused the request")
     }
 }
 
@@ -67,13 +77,26 @@ impl ResponseError for ApiError {
             body["respCode"] = serde_json::json!(code);
             body["respDesc"] = serde_json::json!(desc);
         }
-        HttpResponse::build(self.status).json(body)
+        let mut response = HttpResponse::build(self.status);
+        if let Some(seconds) = self.retry_after {
+            response.insert_header((actix_web::http::header::RETRY_AFTER, seconds.to_string()));
+        }
+        response.json(body)
     }
 }
 
+/// What a `503` asks the caller to wait before retrying.
+pub const RETRY_AFTER_SECONDS: u32 = 5;
+
+/// Transient store errors are `503` with `Retry-After`; permanent ones `500` (internal API
+/// callers). The backend notification handles permanent errors itself (quarantine).
 impl From<crate::store::StoreError> for ApiError {
     fn from(e: crate::store::StoreError) -> Self {
-        tracing::error!(error = %e, "store error");
-        ApiError::store_unavailable()
+        tracing::error!(error = %e.chain(), transient = e.is_transient(), "store error");
+        if e.is_transient() {
+            ApiError::store_unavailable()
+        } else {
+            ApiError::store_refused()
+        }
     }
 }

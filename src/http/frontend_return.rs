@@ -72,7 +72,7 @@ async fn handle(state: &AppState, merchant: &Merchant, decoded: &FrontendReturn)
         Ok(known) => known,
         Err(e) => {
             state.metrics.notification("frontend", "store_unavailable");
-            tracing::error!(error = %e, "frontend return not stored");
+            tracing::error!(error = %e.chain(), "frontend return not read");
             return (Status::Pending, "not_waited");
         }
     };
@@ -88,8 +88,11 @@ async fn handle(state: &AppState, merchant: &Merchant, decoded: &FrontendReturn)
         match state.store.record_frontend_return(record(state, merchant, decoded, !trusted), state.timing()).await {
             Ok(r) => r,
             Err(e) => {
-                state.metrics.notification("frontend", "store_unavailable");
-                tracing::error!(error = %e, "frontend return not stored");
+                // Unsigned and only a hint: the browser is still redirected; reconciliation finds
+                // the result either way.
+                let outcome = if e.is_transient() { "store_unavailable" } else { "store_refused" };
+                state.metrics.notification("frontend", outcome);
+                tracing::error!(error = %e.chain(), outcome, "frontend return not stored");
                 return (Status::Pending, "not_waited");
             }
         };

@@ -10,6 +10,7 @@ pub mod internal;
 pub mod notification;
 pub mod payment_tokens;
 pub mod request_deadline;
+pub mod quarantine;
 pub mod request_metrics;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -80,6 +81,8 @@ pub fn internal_routes(cfg: &mut actix_web::web::ServiceConfig) {
                 .route("/invoices/{merchant_id}/{invoice_no}", web::get().to(internal::get_invoice))
                 .route("/invoices/{merchant_id}/{invoice_no}/history", web::get().to(internal::get_history))
                 .route("/invoices/{merchant_id}/{invoice_no}/reconcile", web::post().to(payment_tokens::reconcile_now))
-                .route("/events/replay", web::post().to(internal::replay_events)),
+                .route("/events/replay", web::post().to(internal::replay_events))
+                .route("/quarantine", web::get().to(quarantine::list))
+                .route("/quarantine/{id}/release", web::post().to(quarantine::release)),
         );
 }

@@ -5,13 +5,15 @@ use secrecy::ExposeSecret;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-use crate::domain::observation::{MaskedPan, Observation, Source};
+use crate::config::Merchant;
+use crate::domain::observation::{Observation, Source};
+use crate::domain::state::AnomalyReason;
 use crate::http::body::read_limited;
 use crate::http::error::ApiError;
 use crate::http::AppState;
 use crate::protocol::jwt::{self, JwtError, KeyUsed};
 use crate::protocol::payment_result::PaymentResult;
-use crate::store::now_ms;
+use crate::store::{now_ms, Quarantined, StoreError};
 
 #[derive(Deserialize)]
 struct Body {
@@ -26,15 +28,12 @@ pub async fn backend_notification(
 ) -> Result<HttpResponse, ApiError> {
     let result = accept(&req, payload, &state).await;
     let outcome = match &result {
-        Ok(Accepted { duplicate: true }) => "duplicate",
-        Ok(_) => "accepted",
+        Ok(accepted) => accepted.as_str(),
         Err(e) => e.outcome,
     };
     state.metrics.notification("backend", outcome);
     match result {
-        Ok(Accepted { duplicate }) => Ok(HttpResponse::Ok().json(serde_json::json!({
-            "status": if duplicate { "duplicate" } else { "accepted" }
-        }))),
+        Ok(accepted) => Ok(HttpResponse::Ok().json(serde_json::json!({ "status": accepted.as_str() }))),
         Err(e) => {
             if e.status.is_server_error() {
                 tracing::error!(outcome, "backend notification not stored");
@@ -46,8 +45,22 @@ pub async fn backend_notification(
     }
 }
 
-struct Accepted {
-    duplicate: bool,
+/// How a verified notification was taken in (each is answered `200`).
+enum Accepted {
+    Stored,
+    Duplicate,
+    /// The store refused it permanently: kept in quarantine so that the gateway stops retrying.
+    Quarantined,
+}
+
+impl Accepted {
+    fn as_str(&self) -> &'static str {
+        match self {
+            Accepted::Stored => "accepted",
+            Accepted::Duplicate => "duplicate",
+            Accepted::Quarantined => "quarantined",
+        }
+    }
 }
 
 async fn accept(req: &HttpRequest, payload: web::Payload, state: &AppState) -> Result<Accepted, ApiError> {
@@ -62,27 +75,26 @@ async fn accept(req: &HttpRequest, payload: web::Payload, state: &AppState) -> R
         .config
         .merchant(&merchant_id)
         .ok_or_else(|| ApiError::unauthorized("bad_signature", BAD_SIGNATURE).counted_as("unknown_merchant"))?;
-    let (result, key_used) = jwt::verify::<PaymentResult>(
+    let verified = jwt::verify_redacted::<PaymentResult>(
         token,
         merchant.secret_key.expose_secret(),
         merchant.previous_secret_key.as_ref().map(|k| k.expose_secret()),
     )
     .map_err(jwt_error)?;
-    if key_used == KeyUsed::Previous {
+    let (result, audit) = (verified.claims, verified.audit);
+    if verified.key_used == KeyUsed::Previous {
         tracing::info!(merchant = %merchant.id, "notification verified with the previous secret key");
     }
-    let obs = Observation::from_payment_result(
-        &result,
-        Source::BackendNotification,
-        &merchant.id,
-        merchant.timezone,
-        now_ms(),
-    )
-    .map_err(|e| ApiError::bad_request("invalid_notification", e.to_string()))?;
+    let obs = observe(&result, merchant, now_ms())?;
     let dedupe_key = dedupe_key(&merchant.id, token);
-    let audit = audit_copy(token, &result);
     let (invoice_no, resp_code) = (obs.invoice_no.clone(), obs.resp_code.clone());
-    let recorded = state.store.record_observation(obs, Some(audit), Some(dedupe_key), state.timing()).await?;
+    let stored =
+        state.store.record_observation(obs.clone(), Some(audit.clone()), Some(dedupe_key.clone()), state.timing());
+    let recorded = match stored.await {
+        Ok(recorded) => recorded,
+        Err(e) if e.is_transient() => return Err(e.into()),
+        Err(e) => return quarantine(state, obs, audit, dedupe_key, e).await,
+    };
     if recorded.events > 0 {
         state.outbox_wake.notify_one();
     }
@@ -99,41 +111,63 @@ async fn accept(req: &HttpRequest, payload: web::Payload, state: &AppState) -> R
         events = recorded.events,
         "backend notification stored"
     );
-    Ok(Accepted { duplicate: recorded.duplicate })
+    Ok(if recorded.duplicate { Accepted::Duplicate } else { Accepted::Stored })
 }
 
-/// The token as received, for audit; if it carried a full card number, its claims are stored
-/// re-encoded with the number masked (and the signature dropped, as it no longer applies).
-fn audit_copy(token: &str, result: &PaymentResult) -> String {
-    let Some(pan) = result.account_no.as_deref() else {
-        return token.to_string();
+/// Normalises verified claims of `merchant`, received at `received_at_ms`.
+pub(crate) fn observe(
+    result: &PaymentResult,
+    merchant: &Merchant,
+    received_at_ms: i64,
+) -> Result<Observation, ApiError> {
+    Observation::from_payment_result(
+        result,
+        Source::BackendNotification,
+        &merchant.id,
+        merchant.timezone,
+        received_at_ms,
+    )
+    .map_err(|e| ApiError::bad_request("invalid_notification", e.to_string()))
+}
+
+/// Keeps a verified notification the store refused permanently, so that nothing verified is
+/// lost and the gateway stops retrying what would fail again. Only a transient failure to
+/// quarantine it is answered `503`.
+async fn quarantine(
+    state: &AppState,
+    obs: Observation,
+    audit: String,
+    dedupe_key: String,
+    error: StoreError,
+) -> Result<Accepted, ApiError> {
+    let (merchant, invoice) = (obs.merchant_id.clone(), obs.invoice_no.clone());
+    tracing::error!(merchant = %merchant, invoice = %invoice, error = %error.chain(), "store refused a verified notification: quarantined");
+    let held = Quarantined {
+        kind: Source::BackendNotification.as_str(),
+        merchant_id: merchant.clone(),
+        invoice_no: Some(invoice.clone()),
+        dedupe_key: Some(dedupe_key),
+        raw: audit,
+        error: error.chain(),
+        received_at_ms: obs.received_at_ms,
+        observation: Some(obs),
     };
-    let masked = MaskedPan::new(pan);
-    if masked.as_str() == pan {
-        return token.to_string();
+    let outcome = state.store.quarantine(held).await.map_err(|e| {
+        tracing::error!(merchant = %merchant, invoice = %invoice, error = %e.chain(), "quarantine failed");
+        ApiError::store_unavailable()
+    })?;
+    if outcome.new {
+        state.metrics.quarantined.with_label_values(&["backend"]).inc();
     }
-    use base64::Engine;
-    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-    let mut parts = token.split('.');
-    let header = parts.next().unwrap_or_default();
-    let claims = parts
-        .next()
-        .and_then(|c| b64.decode(c).ok())
-        .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok())
-        .map(|mut v| {
-            for field in ["accountNo", "cardNo", "pan"] {
-                if let Some(slot) = v.get_mut(field) {
-                    *slot = serde_json::Value::String(masked.as_str().to_string());
-                }
-            }
-            v
-        })
-        .unwrap_or_default();
-    format!("{header}.{}.redacted", b64.encode(claims.to_string()))
+    if outcome.anomaly {
+        state.metrics.anomalies.with_label_values(&[AnomalyReason::Unprocessable.as_str()]).inc();
+        state.outbox_wake.notify_one();
+    }
+    Ok(Accepted::Quarantined)
 }
 
 /// The same notification (same merchant, same signed claims) always gives the same key.
-fn dedupe_key(merchant_id: &str, token: &str) -> String {
+pub(crate) fn dedupe_key(merchant_id: &str, token: &str) -> String {
     let claims = token.split('.').nth(1).unwrap_or(token);
     let digest = Sha256::digest(format!("{merchant_id}.{claims}").as_bytes());
     let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();

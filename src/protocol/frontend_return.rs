@@ -1,8 +1,11 @@
 //! The browser's return to `frontendReturnUrl` (protocol §1.4): one form field `paymentResponse`
-//! holding base64 JSON. Unsigned, so it is decoded leniently and never trusted as a result.
+//! holding base64 JSON. Unsigned, so it is decoded leniently and never trusted as a result; its
+//! text is redacted (`domain::redact`) before it is read.
 
 use base64::Engine;
 use serde::{Deserialize, Serialize};
+
+use crate::domain::redact;
 
 /// The decoded `paymentResponse`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -54,7 +57,9 @@ pub fn decode(value: &str) -> Result<FrontendReturn, DecodeError> {
     let bytes = base64::engine::general_purpose::STANDARD_NO_PAD
         .decode(normalized.as_bytes())
         .map_err(|_| DecodeError::NotBase64)?;
-    let decoded: FrontendReturn = serde_json::from_slice(&bytes).map_err(|e| DecodeError::NotJson(e.to_string()))?;
+    let text = std::str::from_utf8(&bytes).map_err(|e| DecodeError::NotJson(e.to_string()))?;
+    let redacted = redact::json(text);
+    let decoded: FrontendReturn = serde_json::from_str(&redacted).map_err(|e| DecodeError::NotJson(e.to_string()))?;
     let ok = !decoded.invoice_no.is_empty()
         && decoded.invoice_no.len() <= 50
         && decoded.invoice_no.chars().all(|c| c.is_ascii_graphic());

@@ -4,6 +4,10 @@
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use std::borrow::Cow;
+
+use crate::domain::redact;
 
 /// Why a token was not accepted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -135,6 +139,39 @@ pub fn verify<T: DeserializeOwned>(
         }
     }
     Err(last)
+}
+
+/// A verified token whose claims were read after redaction ([`redact::json`]: card numbers
+/// masked, control characters removed), with the copy of the token that may be kept.
+#[derive(Debug, Clone)]
+pub struct Verified<T> {
+    pub claims: T,
+    pub key_used: KeyUsed,
+    /// The token as received when redaction changed nothing; otherwise its header, the redacted
+    /// claims and `redacted` in place of the signature (which no longer applies).
+    pub audit: String,
+}
+
+/// [`verify`], then the claims are redacted before they are deserialised: what a caller reads,
+/// stores, logs or publishes never holds a card number or a control character.
+pub fn verify_redacted<T: DeserializeOwned>(
+    token: &str,
+    current: &str,
+    previous: Option<&str>,
+) -> Result<Verified<T>, JwtError> {
+    let (raw, key_used) = verify::<Box<RawValue>>(token, current, previous)?;
+    let redacted = redact::json(raw.get());
+    let claims = serde_json::from_str(&redacted).map_err(|e| JwtError::InvalidClaims(e.to_string()))?;
+    let audit = match redacted {
+        Cow::Borrowed(_) => token.to_string(),
+        Cow::Owned(text) => {
+            use base64::Engine;
+            let header = token.split('.').next().unwrap_or_default();
+            let claims = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(text);
+            format!("{header}.{claims}.redacted")
+        }
+    };
+    Ok(Verified { claims, key_used, audit })
 }
 
 /// The `{"payload": "<JWT>"}` envelope used in both directions of 2C2P's server-to-server calls.

@@ -73,8 +73,20 @@ fn lenient<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> 
     Ok(raw.and_then(|r| scalar_text(r.get())).filter(|s| !s.is_empty()))
 }
 
+/// Like [`lenient`], but an array or object is kept as its JSON text (which is then refused as
+/// an amount) rather than read as absent.
 fn raw_amount<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-    lenient(d)
+    let raw: Option<Box<RawValue>> = Option::deserialize(d)?;
+    Ok(raw
+        .and_then(|r| {
+            let json = r.get().trim();
+            if json.starts_with('{') || json.starts_with('[') {
+                Some(json.to_string())
+            } else {
+                scalar_text(json)
+            }
+        })
+        .filter(|s| !s.is_empty()))
 }
 
 /// The text of a JSON scalar: a string's content or a number's literal (never through a float).

@@ -71,6 +71,8 @@ pub struct Reconciler {
     owner: String,
     wake: Arc<Notify>,
     in_flight: InFlight,
+    /// Cancelled at shutdown: inquiries not started yet are skipped (their leases released).
+    stopping: CancellationToken,
 }
 
 impl Reconciler {
@@ -95,6 +97,7 @@ impl Reconciler {
             owner,
             wake: Arc::new(Notify::new()),
             in_flight: Arc::default(),
+            stopping: CancellationToken::new(),
         }
     }
 
@@ -117,9 +120,18 @@ impl Reconciler {
                 self.prune_untrusted().await;
                 last_prune = Instant::now();
             }
+            // At shutdown the tick in flight finishes the inquiries it started (the caller bounds
+            // how long by aborting this task, then releases the leases left).
+            let tick = self.tick();
+            tokio::pin!(tick);
             let handled = tokio::select! {
-                _ = shutdown.cancelled() => return,
-                n = self.tick() => n,
+                n = &mut tick => n,
+                _ = shutdown.cancelled() => {
+                    self.stopping.cancel();
+                    tick.await;
+                    self.release_leases().await;
+                    return;
+                }
             };
             if handled >= settings.batch as usize {
                 continue;
@@ -158,6 +170,9 @@ impl Reconciler {
             .for_each_concurrent(r.concurrency, |row| {
                 let failures = &failures;
                 async move {
+                    if self.stopping.is_cancelled() {
+                        return;
+                    }
                     let outage = failures.load(Ordering::Relaxed) >= OUTAGE_THRESHOLD;
                     match self.inquire_row(&row, outage).await {
                         Ok(report) if report.result == "transport_error" => {
@@ -222,6 +237,17 @@ impl Reconciler {
             let _ = tx.send(true);
         });
         Some(rx)
+    }
+
+    /// Gives back every invoice this replica still leases (at shutdown), so another replica or
+    /// the next start inquires them without waiting for the leases to expire.
+    pub async fn release_leases(&self) {
+        self.stopping.cancel();
+        match self.store.release_leases(&self.owner).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(released = n, "reconciliation leases released at shutdown"),
+            Err(e) => tracing::warn!(error = %e, "reconciliation leases not released; they expire"),
+        }
     }
 
     /// Inquires one invoice now (`POST /v1/invoices/{m}/{i}/reconcile`). `Ok(None)` if unknown.

@@ -19,21 +19,82 @@ use crate::domain::money::Money;
 use crate::domain::observation::Observation;
 use crate::domain::state::{AnomalyReason, Decision, Status};
 
-pub use rows::{EventRow, HistoryRow, InvoiceRow};
+pub use rows::{EventRow, HistoryRow, InvoiceRow, QuarantineRow};
 
-/// A storage failure. Callers answer 503 so that senders retry.
+/// The error underneath a [`StoreError`], kept for its message and source chain.
+pub type Cause = std::sync::Arc<dyn std::error::Error + Send + Sync + 'static>;
+
+/// A storage failure, classified by whether trying the same thing again can help.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
+    /// The store could not do it now (the writer stopped, a task was lost): transient.
     #[error("storage unavailable: {0}")]
     Unavailable(String),
+    /// The database could not be reached or was busy (connection lost, pool timeout, lock busy,
+    /// I/O, out of resources): transient, the same write may succeed later.
+    #[error("storage unavailable: {0}")]
+    Transient(#[source] Cause),
+    /// The database refused this write (a data error, a constraint the code did not expect, a
+    /// statement or type error): permanent, the same write fails again.
+    #[error("storage refused the write: {0}")]
+    Permanent(#[source] Cause),
+    /// What is stored does not make sense (a bug): permanent.
     #[error("invalid stored data: {0}")]
     Corrupt(String),
 }
 
+impl StoreError {
+    /// Whether trying again later may succeed (answer `503` and `Retry-After`).
+    pub fn is_transient(&self) -> bool {
+        matches!(self, StoreError::Unavailable(_) | StoreError::Transient(_))
+    }
+
+    /// The message with its whole source chain, for logs and the quarantine (the message
+    /// already holds the first cause's).
+    pub fn chain(&self) -> String {
+        let mut text = self.to_string();
+        let mut source = std::error::Error::source(self).and_then(|cause| cause.source());
+        while let Some(e) = source {
+            text.push_str(": ");
+            text.push_str(&e.to_string());
+            source = e.source();
+        }
+        text
+    }
+}
+
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
-        StoreError::Unavailable(e.to_string())
+        use sqlx::Error as E;
+        let transient = match &e {
+            E::Io(_) | E::Tls(_) | E::PoolTimedOut | E::PoolClosed | E::WorkerCrashed | E::Protocol(_) => true,
+            E::Database(db) => match db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>() {
+                Some(pg) => postgres_code_is_transient(pg.code()),
+                None => db.code().and_then(|c| c.parse::<i32>().ok()).is_some_and(sqlite_code_is_transient),
+            },
+            _ => false,
+        };
+        let cause: Cause = std::sync::Arc::new(e);
+        if transient {
+            StoreError::Transient(cause)
+        } else {
+            StoreError::Permanent(cause)
+        }
     }
+}
+
+/// SQLSTATE classes that say "not now" rather than "not this": connection exceptions (08),
+/// transaction rollbacks such as serialization failures and deadlocks (40), insufficient
+/// resources (53), operator intervention such as a shutdown (57), system errors (58), and a
+/// lock that is not available (55P03).
+fn postgres_code_is_transient(code: &str) -> bool {
+    matches!(code.get(..2), Some("08" | "40" | "53" | "57" | "58")) || code == "55P03"
+}
+
+/// SQLite primary result codes that say "not now": BUSY (5), LOCKED (6), NOMEM (7), IOERR (10),
+/// FULL (13), CANTOPEN (14), PROTOCOL (15). The code may be an extended one (primary + 256·n).
+pub(crate) fn sqlite_code_is_transient(code: i32) -> bool {
+    matches!(code & 0xff, 5 | 6 | 7 | 10 | 13 | 14 | 15)
 }
 
 impl From<sqlx::migrate::MigrateError> for StoreError {
@@ -153,6 +214,32 @@ pub struct InquiryRecorded {
     pub status: Status,
     pub expired: bool,
     pub applied: Option<RecordResult>,
+}
+
+/// A verified notification the store refused permanently, to keep in quarantine.
+#[derive(Debug, Clone)]
+pub struct Quarantined {
+    /// `backend_notification`.
+    pub kind: &'static str,
+    pub merchant_id: String,
+    pub invoice_no: Option<String>,
+    pub dedupe_key: Option<String>,
+    /// The verified token as received (its redacted copy when redaction changed anything).
+    pub raw: String,
+    /// The store's error with its source chain.
+    pub error: String,
+    pub received_at_ms: i64,
+    /// The normalised notification, for the anomaly event.
+    pub observation: Option<Observation>,
+}
+
+/// What quarantining did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QuarantineOutcome {
+    /// A new quarantine entry (not the same notification again).
+    pub new: bool,
+    /// A `payment.anomaly` (`unprocessable`) event was written.
+    pub anomaly: bool,
 }
 
 /// Reconciliation figures for metrics.
@@ -372,11 +459,45 @@ impl Store {
         write!(self, |c, now| ops::record_inquiry(c, &done, timing, now))
     }
 
+    /// Releases every invoice lease held by `owner`; how many.
+    pub async fn release_leases(&self, owner: &str) -> Result<u64, StoreError> {
+        let owner = owner.to_owned();
+        write!(self, |c, _now| ops::release_leases(c, &owner))
+    }
+
     /// Reconciliation backlog figures.
     pub async fn reconcile_stats(&self, give_up_after: Duration) -> Result<ReconcileStats, StoreError> {
         let now = now_ms();
         let give_up_before = now - ms(give_up_after);
         read!(self, |c| ops::reconcile_stats(c, now, give_up_before))
+    }
+
+    /// Keeps a refused notification in quarantine with a `payment.anomaly` (`unprocessable`)
+    /// event when its invoice is stored; if the event cannot be written, the notification alone.
+    pub async fn quarantine(&self, q: Quarantined) -> Result<QuarantineOutcome, StoreError> {
+        let first = q.clone();
+        match write!(self, |c, now| ops::quarantine(c, &first, true, now)) {
+            Err(e) if !e.is_transient() => {
+                tracing::warn!(error = %e.chain(), "no anomaly event for a quarantined notification");
+                write!(self, |c, now| ops::quarantine(c, &q, false, now))
+            }
+            other => other,
+        }
+    }
+
+    /// Quarantined notifications, oldest first (at most 1,000): those held, or all.
+    pub async fn quarantined(&self, include_released: bool) -> Result<Vec<QuarantineRow>, StoreError> {
+        read!(self, |c| ops::select_quarantine(c, include_released))
+    }
+
+    /// One quarantined notification.
+    pub async fn quarantined_one(&self, id: i64) -> Result<Option<QuarantineRow>, StoreError> {
+        read!(self, |c| ops::select_quarantined(c, id))
+    }
+
+    /// Marks a quarantined notification released; `false` when it was not held.
+    pub async fn release_quarantined(&self, id: i64, outcome: String) -> Result<bool, StoreError> {
+        write!(self, |c, now| ops::release_quarantined(c, id, &outcome, now))
     }
 
     /// Invoices per state.
@@ -393,4 +514,32 @@ pub fn now_ms() -> i64 {
 /// A duration in milliseconds, saturating.
 pub fn ms(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_errors_are_classified_by_whether_a_retry_can_help() {
+        for code in ["08006", "40001", "40P01", "53300", "57P01", "58030", "55P03"] {
+            assert!(postgres_code_is_transient(code), "{code}");
+        }
+        for code in ["22021", "23505", "23514", "42703", "P0001", "XX000"] {
+            assert!(!postgres_code_is_transient(code), "{code}");
+        }
+        // BUSY, LOCKED, IOERR_WRITE (778), FULL; CONSTRAINT_TRIGGER (1811), CONSTRAINT_UNIQUE (2067).
+        for code in [5, 6, 778, 13] {
+            assert!(sqlite_code_is_transient(code), "{code}");
+        }
+        for code in [1811, 2067, 19, 20] {
+            assert!(!sqlite_code_is_transient(code), "{code}");
+        }
+        let pool = StoreError::from(sqlx::Error::PoolTimedOut);
+        assert!(pool.is_transient());
+        let bug = StoreError::from(sqlx::Error::RowNotFound);
+        assert!(!bug.is_transient());
+        assert!(bug.chain().contains("no rows"), "{}", bug.chain());
+        assert!(std::error::Error::source(&bug).is_some(), "the cause is kept as the source");
+    }
 }

@@ -74,3 +74,20 @@ pub struct EventRow {
     pub published_at: Option<i64>,
     pub attempts: i32,
 }
+
+/// A notification held in quarantine.
+#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
+pub struct QuarantineRow {
+    pub id: i64,
+    pub kind: String,
+    pub merchant_id: String,
+    pub invoice_no: Option<String>,
+    pub dedupe_key: Option<String>,
+    /// The verified token as received (redacted copy when it held a card number).
+    pub raw: String,
+    /// Why the store refused it, with the error's source chain.
+    pub error: String,
+    pub received_at: i64,
+    pub released_at: Option<i64>,
+    pub release_outcome: Option<String>,
+}

@@ -9,7 +9,7 @@ use std::future::Future;
 
 use sqlx::{FromRow, Row};
 
-use crate::store::{EventRow, HistoryRow, InvoiceRow, StoreError};
+use crate::store::{EventRow, HistoryRow, InvoiceRow, QuarantineRow, StoreError};
 
 /// One statement argument.
 #[derive(Debug, Clone, Copy)]
@@ -106,6 +106,13 @@ pub trait Sql: Send {
         args: &[Arg<'_>],
     ) -> impl Future<Output = Result<Vec<HistoryRow>, StoreError>> + Send;
 
+    /// Runs a statement returning quarantine rows.
+    fn quarantine(
+        &mut self,
+        sql: &str,
+        args: &[Arg<'_>],
+    ) -> impl Future<Output = Result<Vec<QuarantineRow>, StoreError>> + Send;
+
     /// The first row of a statement whose columns are all integers (ids, counts, times).
     fn integers(
         &mut self,
@@ -167,6 +174,11 @@ macro_rules! sqlx_sql {
             async fn history(&mut self, sql: &str, args: &[Arg<'_>]) -> Result<Vec<HistoryRow>, StoreError> {
                 let rows = bind::<$db>(sqlx::query(sql), args).fetch_all(self).await?;
                 Ok(rows.iter().map(HistoryRow::from_row).collect::<Result<_, _>>()?)
+            }
+
+            async fn quarantine(&mut self, sql: &str, args: &[Arg<'_>]) -> Result<Vec<QuarantineRow>, StoreError> {
+                let rows = bind::<$db>(sqlx::query(sql), args).fetch_all(self).await?;
+                Ok(rows.iter().map(QuarantineRow::from_row).collect::<Result<_, _>>()?)
             }
 
             async fn integers(&mut self, sql: &str, args: &[Arg<'_>]) -> Result<Option<Vec<Option<i64>>>, StoreError> {

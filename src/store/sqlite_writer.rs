@@ -18,11 +18,20 @@ use rusqlite::{CachedStatement, Row, ToSql};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::store::sql::{Arg, Dialect, Sql};
-use crate::store::{now_ms, EventRow, HistoryRow, InvoiceRow, StoreError};
+use crate::store::{now_ms, EventRow, HistoryRow, InvoiceRow, QuarantineRow, StoreError};
 
 impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
-        StoreError::Unavailable(e.to_string())
+        let transient = match &e {
+            rusqlite::Error::SqliteFailure(failure, _) => crate::store::sqlite_code_is_transient(failure.extended_code),
+            _ => false,
+        };
+        let cause: crate::store::Cause = std::sync::Arc::new(e);
+        if transient {
+            StoreError::Transient(cause)
+        } else {
+            StoreError::Permanent(cause)
+        }
     }
 }
 
@@ -173,6 +182,23 @@ impl Sql for WriterConn {
 
     async fn events(&mut self, sql: &str, args: &[Arg<'_>]) -> Result<Vec<EventRow>, StoreError> {
         self.rows(sql, args, event_row)
+    }
+
+    async fn quarantine(&mut self, sql: &str, args: &[Arg<'_>]) -> Result<Vec<QuarantineRow>, StoreError> {
+        self.rows(sql, args, |r| {
+            Ok(QuarantineRow {
+                id: r.get(0)?,
+                kind: r.get(1)?,
+                merchant_id: r.get(2)?,
+                invoice_no: r.get(3)?,
+                dedupe_key: r.get(4)?,
+                raw: r.get(5)?,
+                error: r.get(6)?,
+                received_at: r.get(7)?,
+                released_at: r.get(8)?,
+                release_outcome: r.get(9)?,
+            })
+        })
     }
 
     async fn history(&mut self, sql: &str, args: &[Arg<'_>]) -> Result<Vec<HistoryRow>, StoreError> {
@@ -385,7 +411,7 @@ mod tests {
         };
         let (first, (a, bad, b)) = tokio::join!(first, queued);
         assert_eq!((first.unwrap(), a.unwrap(), b.unwrap()), (1, 1, 1));
-        assert!(matches!(bad, Err(StoreError::Unavailable(ref m)) if m.contains("UNIQUE")), "{bad:?}");
+        assert!(matches!(bad, Err(ref e @ StoreError::Permanent(_)) if e.chain().contains("UNIQUE")), "{bad:?}");
         assert_eq!(count(&writer, "SELECT COUNT(*) FROM t").await, 3);
         assert_eq!(count(&writer, "SELECT COUNT(*) FROM t WHERE k = 'half'").await, 0);
     }

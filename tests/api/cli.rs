@@ -99,3 +99,65 @@ fn the_shipped_deployment_configs_are_valid() {
         assert!(out.status.success(), "{file}: {}", String::from_utf8_lossy(&out.stderr));
     }
 }
+
+#[test]
+fn a_mistyped_key_in_a_file_or_the_environment_stops_start_up_naming_the_closest_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("typo.toml");
+    std::fs::write(
+        &file,
+        "[[merchants]]\nid = \"JT01\"\nsecret_key = \"a-merchant-key\"\nprevious_secret_key_flie = \"/run/old\"\n",
+    )
+    .unwrap();
+    for sub in [None, Some("check-config")] {
+        let mut cmd = relay();
+        cmd.args(sub).arg("--config").arg(&file);
+        let out = cmd.output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{sub:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("`merchants[0].previous_secret_key_flie`"), "{err}");
+        assert!(err.contains("did you mean `merchants[0].previous_secret_key_file`"), "{err}");
+    }
+    for sub in [None, Some("check-config")] {
+        let out = relay().args(sub).env("PGW_RELAY__RECONCILE__MAXRPS", "5").output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{sub:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("`reconcile.maxrps` (from PGW_RELAY__RECONCILE__MAXRPS)"), "{err}");
+        assert!(err.contains("did you mean `reconcile.max_rps`"), "{err}");
+    }
+}
+
+#[test]
+fn check_config_prints_every_effective_key() {
+    let out = relay().arg("check-config").output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let cfg: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    for (section, key) in [
+        ("broker", "reconnect_min_backoff"),
+        ("broker", "reconnect_max_backoff"),
+        ("broker", "poll_interval"),
+        ("broker", "claim_lease"),
+        ("database", "max_connections"),
+        ("server", "shutdown_timeout"),
+    ] {
+        assert!(!cfg[section][key].is_null(), "{section}.{key} missing: {cfg}");
+    }
+}
+
+#[test]
+fn check_config_connect_reports_each_dependency() {
+    let dir = tempfile::tempdir().unwrap();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let out = relay()
+        .args(["check-config", "--connect"])
+        .env("PGW_RELAY__DATABASE__URL", format!("sqlite://{}/check.db", dir.path().display()))
+        .env("PGW_RELAY__BROKER__URL", crate::helpers::amqp_url())
+        .env("PGW_RELAY__GATEWAY__BASE_URL", format!("http://127.0.0.1:{closed}"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "an unreachable gateway fails the check: {err}");
+    assert!(err.contains("database reachable"), "{err}");
+    assert!(err.contains("broker reachable"), "{err}");
+    assert!(err.contains("gateway NOT reachable"), "{err}");
+}

@@ -6,6 +6,7 @@ mod cli;
 mod deploy_metrics;
 mod frontend_returns;
 mod helpers;
+mod integrity;
 mod internal_api;
 mod invoices;
 mod notifications;

@@ -298,6 +298,7 @@ async fn storage_down_answers_503_so_the_gateway_retries() {
     let inv = invoice_no();
     let res = app.post_notification(&sign_jt01(&notification(&inv, "0000", json!(5), "1"))).await;
     assert_eq!(res.status(), 503);
+    assert_eq!(res.headers()["retry-after"], "5", "a transient failure says when to retry");
     assert_eq!(res.json::<Value>().await.unwrap()["error"], "store_unavailable");
     let ready = app.client.get(format!("{}/readyz", app.internal)).send().await.unwrap();
     assert_eq!(ready.status(), 503);

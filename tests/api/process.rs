@@ -194,3 +194,106 @@ async fn sigterm_drains_requests_and_flushes_the_outbox() {
         drop(db);
     }
 }
+
+/// A gateway that accepts connections and never answers: every inquiry stays in flight.
+fn silent_gateway() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming().flatten() {
+            held.push(stream);
+        }
+    });
+    format!("http://{addr}")
+}
+
+async fn leased_invoices(backend: Backend, db_url: &str) -> i64 {
+    use sqlx::Connection;
+    let sql = "SELECT COUNT(*) FROM invoices WHERE lease_owner IS NOT NULL";
+    match backend {
+        Backend::Sqlite => {
+            let mut c = sqlx::SqliteConnection::connect(db_url).await.unwrap();
+            sqlx::query_scalar(sql).fetch_one(&mut c).await.unwrap()
+        }
+        Backend::Postgres => {
+            let mut c = sqlx::PgConnection::connect(db_url).await.unwrap();
+            sqlx::query_scalar(sql).fetch_one(&mut c).await.unwrap()
+        }
+    }
+}
+
+#[tokio::test]
+async fn sigterm_under_load_exits_within_one_budget_with_nothing_lost_and_no_lease_held() {
+    const BUDGET: Duration = Duration::from_secs(3);
+    for backend in BACKENDS {
+        let Setup { dir, db, exchange, mut broker } = Setup::new(backend).await;
+        let path = write_config(dir.path(), &db.url, &amqp_url(), &exchange);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let text = text.replace("shutdown_timeout = \"10s\"", &format!("shutdown_timeout = \"{}s\"", BUDGET.as_secs()));
+        let text = text.replace(
+            "[reconcile]\nenabled = false",
+            "[reconcile]\nenabled = true\ninterval = \"50ms\"\ngrace = \"10ms\"\nconcurrency = 8\nmax_rps = 100\nlease = \"5m\"",
+        );
+        std::fs::write(&path, format!("{text}\n[gateway]\nbase_url = \"{}\"\ntimeout = \"30s\"\n", silent_gateway()))
+            .unwrap();
+        let mut relay = start_relay(&path).await;
+        let client = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap();
+        // Invoices whose inquiries hang in the gateway: leased and in flight at SIGTERM.
+        for i in 0..20 {
+            let res = client
+                .post(format!("{}/v1/invoices", relay.internal))
+                .bearer_auth(API_TOKEN)
+                .json(&json!({"merchantID": "JT01", "invoiceNo": format!("R{i}"), "amount": "1.00", "currencyCode": "SGD"}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), 201, "{backend:?}");
+        }
+        let until = Instant::now() + Duration::from_secs(10);
+        // The first tick leases what is due and hangs on its inquiries.
+        while leased_invoices(backend, &db.url).await == 0 {
+            assert!(Instant::now() < until, "{backend:?}: the inquiries never started");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        // Notifications keep arriving while the process stops.
+        let accepted = Arc::new(Mutex::new(Vec::new()));
+        let load = {
+            let (accepted, public, client) = (accepted.clone(), relay.public.clone(), client.clone());
+            tokio::spawn(async move {
+                for i in 0.. {
+                    let inv = format!("L{i}");
+                    let token = sign_jt01(&notification(&inv, "0000", json!(1), &i.to_string()));
+                    let sent = client
+                        .post(format!("{public}/2c2p/backend-notification"))
+                        .header("content-type", "application/json")
+                        .body(json!({ "payload": token }).to_string())
+                        .send()
+                        .await;
+                    match sent {
+                        Ok(res) if res.status() == 200 => accepted.lock().unwrap().push(inv),
+                        Ok(_) => {}
+                        Err(_) => break,
+                    }
+                }
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let started = Instant::now();
+        assert!(Command::new("kill").args(["-TERM", &relay.child.id().to_string()]).status().unwrap().success());
+        let status = tokio::task::spawn_blocking(move || relay.child.wait().unwrap()).await.unwrap();
+        let took = started.elapsed();
+        assert!(status.success(), "{backend:?}: exit status {status:?}");
+        assert!(took < BUDGET + Duration::from_millis(900), "{backend:?}: took {took:?} for a {BUDGET:?} budget");
+        let _ = load.await;
+        assert_eq!(leased_invoices(backend, &db.url).await, 0, "{backend:?}: leases left behind");
+        let accepted: HashSet<String> = accepted.lock().unwrap().iter().cloned().collect();
+        assert!(!accepted.is_empty(), "{backend:?}");
+        let messages = broker.take_exactly(accepted.len(), Duration::from_secs(10), Duration::from_millis(300)).await;
+        let published: HashSet<String> =
+            messages.iter().map(|m| m.body["data"]["invoiceNo"].as_str().unwrap().to_string()).collect();
+        assert_eq!(published, accepted, "{backend:?}: every notification that got a 200 is published");
+        broker.cleanup(&[]).await;
+        drop(db);
+    }
+}

@@ -22,11 +22,16 @@ pub struct Flow {
 
 impl Flow {
     pub async fn start(backend: Backend, extra_toml: &str) -> Flow {
-        let sim = SimServer::start(SimConfig::ephemeral(vec![SimMerchant::new("JT01", JT01_KEY)
-            .with_card(CARD_A, "411111XXXXXX1111")
-            .with_card(CARD_B, "520000XXXXXX0007")
-            .with_timezone("+08:00")]))
-        .expect("pgw-sim starts");
+        Flow::start_with_cards(backend, extra_toml, &[(CARD_A, "411111XXXXXX1111"), (CARD_B, "520000XXXXXX0007")]).await
+    }
+
+    /// Like [`Flow::start`], with pgw-sim's stored cards as `(customer token, accountNo it sends)`.
+    pub async fn start_with_cards(backend: Backend, extra_toml: &str, cards: &[(&str, &str)]) -> Flow {
+        let mut merchant = SimMerchant::new("JT01", JT01_KEY).with_timezone("+08:00");
+        for (token, account_no) in cards {
+            merchant = merchant.with_card(*token, *account_no);
+        }
+        let sim = SimServer::start(SimConfig::ephemeral(vec![merchant])).expect("pgw-sim starts");
         let exchange = test_exchange();
         let mut broker = TestBroker::new(&exchange).await;
         broker.bind().await;

@@ -1,0 +1,4 @@
+//! `pgw_relay::fuzz_targets::notification` under libFuzzer.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| pgw_relay::fuzz_targets::notification(data));
