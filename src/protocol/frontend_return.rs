@@ -1,4 +1,4 @@
-//! The browser's return to `frontendReturnUrl` (protocol §1.4): one form field `paymentResponse`
+//! The browser's return to `frontendReturnUrl` (docs/2c2p.md, "Browser return"): one form field `paymentResponse`
 //! holding base64 JSON. Unsigned, so it is decoded leniently and never trusted as a result.
 
 use base64::Engine;
