@@ -10,6 +10,7 @@ pub mod broker;
 pub mod config;
 pub mod domain;
 pub mod gateway;
+pub mod healthcheck;
 pub mod http;
 pub mod metrics;
 pub mod protocol;

@@ -1,4 +1,5 @@
-//! `pgw-relay`: run the service (no sub-command), apply migrations, or check the configuration.
+//! `pgw-relay`: run the service (no sub-command), apply migrations, check the configuration, or
+//! check that the local instance is healthy.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -28,6 +29,16 @@ enum Command {
     Migrate,
     /// Validate the configuration and print it with secrets redacted.
     CheckConfig,
+    /// Exit 0 when the local instance answers `GET /healthz` on its internal listener (for container
+    /// health checks), 1 otherwise.
+    Healthcheck {
+        /// Ask this address instead of the configured `server.internal_addr`.
+        #[arg(long, value_name = "ADDR")]
+        addr: Option<std::net::SocketAddr>,
+        /// Give up after this long.
+        #[arg(long, default_value = "3s", value_parser = humantime::parse_duration)]
+        timeout: std::time::Duration,
+    },
 }
 
 fn main() -> ExitCode {
@@ -39,6 +50,22 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Some(Command::Healthcheck { addr, timeout }) = cli.command {
+        let target = match addr {
+            Some(a) => a,
+            None => match config.settings.server.internal_addr.parse() {
+                Ok(bind) => pgw_relay::healthcheck::local_target(bind),
+                Err(_) => return ExitCode::from(2),
+            },
+        };
+        return match pgw_relay::healthcheck::check(target, timeout) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("pgw-relay: unhealthy: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     if let Some(Command::CheckConfig) = cli.command {
         let text = serde_json::to_string_pretty(&config::redacted(&config)).unwrap_or_default();
         println!("{text}");
