@@ -56,6 +56,12 @@ pub struct ServerSettings {
     pub drain_delay: Duration,
     #[serde(with = "humantime_serde_compat")]
     pub shutdown_timeout: Duration,
+    /// Deadline for reading one whole request (head and body) on either listener; a client that
+    /// has not sent it by then is disconnected.
+    #[serde(with = "humantime_serde_compat")]
+    pub request_timeout: Duration,
+    /// Open connections each listener accepts at once; further clients wait in the kernel backlog.
+    pub max_connections: usize,
 }
 
 /// `[log]`.
@@ -138,9 +144,28 @@ pub struct ReconcileSettings {
 /// `[frontend_return]`: limits on what an unsigned browser return may cause.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct FrontendReturnSettings {
+    /// Browser returns for invoices the relay does not trust yet that are recorded per merchant and
+    /// second (token bucket); returns for registered invoices never spend it.
     pub inquiries_per_second: u32,
     pub burst: u32,
+    /// Invoices learned only from a browser return kept at once, per merchant.
     pub max_untrusted_invoices: u64,
+    /// How long an invoice learned only from a browser return is kept before it is deleted.
+    #[serde(with = "humantime_serde_compat")]
+    pub untrusted_ttl: Duration,
+    /// Inquiries per second, per merchant and replica, spent on invoices learned only from a
+    /// browser return (each gets at most one); part of `reconcile.max_rps`.
+    pub untrusted_inquiries_per_second: u32,
+    /// Browser returns recorded per invoice; identical payloads count once.
+    pub max_returns_per_invoice: u32,
+    /// Longest text kept from a browser return's free-text fields, in characters.
+    pub max_text_chars: usize,
+    /// How long the redirect may wait for a final status from the inquiry the return started
+    /// (`0s`: never wait).
+    #[serde(with = "humantime_serde_compat")]
+    pub wait_for_result: Duration,
+    /// Browsers waiting for a result at once, per replica; more are redirected without waiting.
+    pub max_waiting: usize,
 }
 
 /// `[internal_api]`.
@@ -325,8 +350,27 @@ pub fn resolve(settings: Settings) -> Result<Config, ConfigError> {
     if r.concurrency == 0 || r.batch == 0 {
         return Err(ConfigError::invalid("reconcile.concurrency", "concurrency and batch must be at least 1"));
     }
-    if settings.frontend_return.inquiries_per_second == 0 {
+    let fr = &settings.frontend_return;
+    if fr.inquiries_per_second == 0 {
         return Err(ConfigError::invalid("frontend_return.inquiries_per_second", "must be at least 1"));
+    }
+    if fr.untrusted_inquiries_per_second == 0 || fr.untrusted_inquiries_per_second > r.max_rps {
+        return Err(ConfigError::invalid(
+            "frontend_return.untrusted_inquiries_per_second",
+            "must be at least 1 and at most reconcile.max_rps",
+        ));
+    }
+    if fr.max_text_chars < 16 {
+        return Err(ConfigError::invalid("frontend_return.max_text_chars", "must be at least 16"));
+    }
+    if fr.wait_for_result > Duration::from_secs(30) {
+        return Err(ConfigError::invalid("frontend_return.wait_for_result", "must be at most 30s"));
+    }
+    if settings.server.request_timeout < Duration::from_millis(100) {
+        return Err(ConfigError::invalid("server.request_timeout", "must be at least 100ms"));
+    }
+    if settings.server.max_connections == 0 {
+        return Err(ConfigError::invalid("server.max_connections", "must be at least 1"));
     }
 
     let mut seen = HashSet::new();

@@ -154,7 +154,9 @@ impl GatewayClient {
             Some(token) => {
                 let previous = merchant.previous_secret_key.as_ref().map(|k| k.expose_secret());
                 let (claims, _) = jwt::verify::<Res>(token, key, previous).map_err(|e| match e {
-                    jwt::JwtError::BadSignature | jwt::JwtError::WrongAlgorithm => GatewayError::BadSignature,
+                    jwt::JwtError::BadSignature | jwt::JwtError::WrongAlgorithm | jwt::JwtError::UnsupportedHeader => {
+                        GatewayError::BadSignature
+                    },
                     other => GatewayError::Malformed(other.to_string()),
                 })?;
                 Ok((claims, token.to_string()))

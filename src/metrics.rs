@@ -40,6 +40,10 @@ pub struct Metrics {
     pub anomalies: IntCounterVec,
     /// `route`, `method`, `status`.
     pub http_request_duration: HistogramVec,
+    /// How long browsers returning from the payment page waited before their redirect, by
+    /// `outcome`: `final` (a final status in time), `not_final` (the inquiry answered without
+    /// one), `timed_out`, `not_waited`.
+    pub frontend_return_wait: HistogramVec,
 }
 
 impl Metrics {
@@ -133,6 +137,20 @@ impl Metrics {
                 registry.register(Box::new(h.clone())).expect("unique metric");
                 h
             },
+            frontend_return_wait: {
+                let h = HistogramVec::new(
+                    HistogramOpts::new(
+                        "frontend_return_wait_seconds",
+                        "Time a returning browser waited for a trusted result before its redirect.",
+                    )
+                    .namespace(NS)
+                    .buckets(vec![0.0, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0]),
+                    &["outcome"],
+                )
+                .expect("valid metric");
+                registry.register(Box::new(h.clone())).expect("unique metric");
+                h
+            },
             registry,
         };
         let build = IntGaugeVec::new(Opts::new("build_info", "Build information.").namespace(NS), &["version"])
@@ -192,6 +210,9 @@ impl Metrics {
         }
         for outcome in ["accepted", "malformed", "rate_limited", "unknown_merchant"] {
             m.notifications_received.with_label_values(&["frontend", outcome]);
+        }
+        for outcome in ["final", "not_final", "timed_out", "not_waited"] {
+            m.frontend_return_wait.with_label_values(&[outcome]);
         }
         m
     }

@@ -76,6 +76,7 @@ impl Application {
             gateway,
             reconciler: reconciler.clone(),
             frontend_limiter: Arc::new(RateLimiter::keyed(quota)),
+            waiting_browsers: Arc::new(tokio::sync::Semaphore::new(fr.max_waiting)),
         };
         let mut background = Vec::new();
         if settings.reconcile.enabled {
@@ -87,16 +88,25 @@ impl Application {
         let public_addr = public_listener.local_addr()?;
         let internal_addr = internal_listener.local_addr()?;
         let grace = settings.server.shutdown_timeout.as_secs().max(1);
+        let request_timeout = settings.server.request_timeout;
+        let public_workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        // actix counts connections per worker.
+        let per_worker = |workers: usize| settings.server.max_connections.div_ceil(workers).max(1);
 
         let data = web::Data::new(state.clone());
         let public_data = data.clone();
         let public = HttpServer::new(move || {
             App::new()
                 .app_data(public_data.clone())
+                .wrap(middleware::from_fn(http::request_deadline::enforce))
                 .wrap(middleware::from_fn(http::request_metrics::track))
-                .wrap(tracing_actix_web::TracingLogger::default())
+                .wrap(tracing_actix_web::TracingLogger::<http::access_log::AccessLog>::new())
                 .configure(http::public_routes)
         })
+        .on_connect(http::request_deadline::on_connect(request_timeout))
+        .client_request_timeout(request_timeout)
+        .workers(public_workers)
+        .max_connections(per_worker(public_workers))
         .listen(public_listener)?
         .disable_signals()
         .shutdown_timeout(grace)
@@ -105,10 +115,14 @@ impl Application {
         let internal = HttpServer::new(move || {
             App::new()
                 .app_data(internal_data.clone())
+                .wrap(middleware::from_fn(http::request_deadline::enforce))
                 .wrap(middleware::from_fn(http::request_metrics::track))
-                .wrap(tracing_actix_web::TracingLogger::default())
+                .wrap(tracing_actix_web::TracingLogger::<http::access_log::AccessLog>::new())
                 .configure(http::internal_routes)
         })
+        .on_connect(http::request_deadline::on_connect(request_timeout))
+        .client_request_timeout(request_timeout)
+        .max_connections(per_worker(1))
         .listen(internal_listener)?
         .disable_signals()
         .workers(1)

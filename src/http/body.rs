@@ -1,4 +1,4 @@
-//! Reading a request body with a hard size limit and a JSON 413.
+//! Reading a request body with a hard size limit (JSON 413) and the request deadline (JSON 408).
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest};
@@ -22,8 +22,14 @@ pub async fn read_limited(req: &HttpRequest, mut payload: web::Payload, limit: u
     }
     let mut body = web::BytesMut::new();
     while let Some(chunk) = payload.next().await {
-        let chunk =
-            chunk.map_err(|e| ApiError::bad_request("malformed", format!("the body could not be read: {e}")))?;
+        let chunk = chunk.map_err(|e| match e {
+            actix_web::error::PayloadError::Io(io) if io.kind() == std::io::ErrorKind::TimedOut => ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "request_timeout",
+                "the body was not received within the request deadline",
+            ),
+            e => ApiError::bad_request("malformed", format!("the body could not be read: {e}")),
+        })?;
         if body.len() + chunk.len() > limit {
             return Err(too_large());
         }

@@ -12,12 +12,21 @@ pub struct ApiError {
     pub message: String,
     /// 2C2P's own `respCode`/`respDesc` when the gateway refused something.
     pub gateway: Option<(String, String)>,
+    /// What metrics and logs call this failure; usually `code`, but finer where the answer must
+    /// not tell the caller more (an unknown merchant answers like a bad signature).
+    pub outcome: &'static str,
 }
 
 impl ApiError {
     /// An error with this status, code and message.
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        ApiError { status, code, message: message.into(), gateway: None }
+        ApiError { status, code, message: message.into(), gateway: None, outcome: code }
+    }
+
+    /// Counts and logs this failure as `outcome` while answering with `code`.
+    pub fn counted_as(mut self, outcome: &'static str) -> Self {
+        self.outcome = outcome;
+        self
     }
 
     /// Adds 2C2P's response code and description to the answer.

@@ -1,6 +1,7 @@
 //! The two HTTP listeners: public (2C2P-facing `/2c2p/*` only) and internal (health, metrics and
 //! the `/v1` API behind bearer tokens).
 
+pub mod access_log;
 pub mod auth;
 pub mod body;
 pub mod error;
@@ -8,6 +9,7 @@ pub mod frontend_return;
 pub mod internal;
 pub mod notification;
 pub mod payment_tokens;
+pub mod request_deadline;
 pub mod request_metrics;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -37,8 +39,10 @@ pub struct AppState {
     pub draining: Arc<AtomicBool>,
     pub gateway: GatewayClient,
     pub reconciler: Reconciler,
-    /// Per-merchant limit on browser returns (each may cause a gateway call).
+    /// Per-merchant limit on browser returns for invoices the relay does not trust yet.
     pub frontend_limiter: Arc<governor::DefaultKeyedRateLimiter<String>>,
+    /// Browsers that may wait for an inquiry's result at once.
+    pub waiting_browsers: Arc<tokio::sync::Semaphore>,
 }
 
 impl AppState {

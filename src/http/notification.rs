@@ -28,7 +28,7 @@ pub async fn backend_notification(
     let outcome = match &result {
         Ok(Accepted { duplicate: true }) => "duplicate",
         Ok(_) => "accepted",
-        Err(e) => e.code,
+        Err(e) => e.outcome,
     };
     state.metrics.notification("backend", outcome);
     match result {
@@ -56,10 +56,12 @@ async fn accept(req: &HttpRequest, payload: web::Payload, state: &AppState) -> R
         .map_err(|_| ApiError::bad_request("malformed", "the body must be a JSON object {\"payload\": \"<JWT>\"}"))?;
     let token = body.payload.trim();
     let merchant_id = jwt::peek_merchant(token).map_err(jwt_error)?;
+    // An unknown merchant answers exactly like a bad signature, so callers cannot probe which
+    // merchant IDs are configured; metrics and logs keep the difference.
     let merchant = state
         .config
         .merchant(&merchant_id)
-        .ok_or_else(|| ApiError::unauthorized("unknown_merchant", "the merchantID in the token is not configured"))?;
+        .ok_or_else(|| ApiError::unauthorized("bad_signature", BAD_SIGNATURE).counted_as("unknown_merchant"))?;
     let (result, key_used) = jwt::verify::<PaymentResult>(
         token,
         merchant.secret_key.expose_secret(),
@@ -138,6 +140,9 @@ fn dedupe_key(merchant_id: &str, token: &str) -> String {
     format!("bn:{hex}")
 }
 
+/// The answer to a token no configured key verifies (or whose merchant is not configured).
+const BAD_SIGNATURE: &str = "the token signature does not verify";
+
 fn jwt_error(e: JwtError) -> ApiError {
     match e {
         JwtError::Malformed => ApiError::bad_request("malformed", "payload is not a well-formed JWT"),
@@ -146,6 +151,10 @@ fn jwt_error(e: JwtError) -> ApiError {
             ApiError::bad_request("malformed", format!("the token claims are not valid: {m}"))
         }
         JwtError::WrongAlgorithm => ApiError::unauthorized("bad_signature", "only HS256 tokens are accepted"),
-        JwtError::BadSignature => ApiError::unauthorized("bad_signature", "the token signature does not verify"),
+        JwtError::BadSignature => ApiError::unauthorized("bad_signature", BAD_SIGNATURE),
+        JwtError::UnsupportedHeader => ApiError::unauthorized(
+            "bad_signature",
+            "the token header carries parameters other than alg, typ, kid and cty",
+        ),
     }
 }

@@ -23,6 +23,33 @@ pub enum JwtError {
     /// The signature verifies but the claims do not have the expected shape.
     #[error("the token claims are not valid: {0}")]
     InvalidClaims(String),
+    /// The header carries a parameter that would change how the signature is computed or which
+    /// key checks it (`crit`, `b64`, `jwk`, …).
+    #[error("the token header carries unsupported parameters")]
+    UnsupportedHeader,
+}
+
+/// Header parameters an HS256 token may carry; any other one (`crit`, `b64`, `jku`, `jwk`,
+/// `x5u`, `zip`, …) changes how the token would have to be verified, so it is refused.
+const ALLOWED_HEADER_PARAMS: [&str; 4] = ["alg", "typ", "kid", "cty"];
+
+/// Checks the header pins HS256 and carries nothing else that matters to verification.
+fn check_header(token: &str) -> Result<(), JwtError> {
+    let header = jsonwebtoken::decode_header(token).map_err(|_| classify_header_error(token))?;
+    if header.alg != Algorithm::HS256 {
+        return Err(JwtError::WrongAlgorithm);
+    }
+    use base64::Engine;
+    let first = token.split('.').next().unwrap_or_default();
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(first.trim_end_matches('='))
+        .map_err(|_| JwtError::Malformed)?;
+    let params: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(&bytes).map_err(|_| JwtError::Malformed)?;
+    if params.keys().any(|k| !ALLOWED_HEADER_PARAMS.contains(&k.as_str())) {
+        return Err(JwtError::UnsupportedHeader);
+    }
+    Ok(())
 }
 
 /// Signs `claims` with HS256 under `secret` (the secret string's bytes, not hex-decoded).
@@ -41,10 +68,7 @@ struct MerchantPeek {
 /// Reads `merchantID` from an unverified token so the right key can be chosen. Checks that the
 /// header pins HS256 first; the result must still be verified with [`verify`].
 pub fn peek_merchant(token: &str) -> Result<String, JwtError> {
-    let header = jsonwebtoken::decode_header(token).map_err(|_| classify_header_error(token))?;
-    if header.alg != Algorithm::HS256 {
-        return Err(JwtError::WrongAlgorithm);
-    }
+    check_header(token)?;
     let peek: MerchantPeek = jsonwebtoken::dangerous::insecure_decode_claims(token).map_err(|_| JwtError::Malformed)?;
     match peek.merchant_id {
         Some(serde_json::Value::String(s)) if !s.is_empty() => Ok(s),
@@ -82,10 +106,7 @@ pub fn verify<T: DeserializeOwned>(
     current: &str,
     previous: Option<&str>,
 ) -> Result<(T, KeyUsed), JwtError> {
-    let header = jsonwebtoken::decode_header(token).map_err(|_| classify_header_error(token))?;
-    if header.alg != Algorithm::HS256 {
-        return Err(JwtError::WrongAlgorithm);
-    }
+    check_header(token)?;
     let mut validation = Validation::new(Algorithm::HS256);
     validation.required_spec_claims.clear();
     validation.validate_exp = false;
@@ -194,6 +215,25 @@ mod tests {
         .unwrap();
         assert_eq!(verify::<serde_json::Value>(&hs512, "k", None).unwrap_err(), JwtError::WrongAlgorithm);
         assert_eq!(peek_merchant(&hs512).unwrap_err(), JwtError::WrongAlgorithm);
+    }
+
+    #[test]
+    fn header_parameters_that_change_verification_are_refused() {
+        use base64::Engine;
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let token = sign(&serde_json::json!({"merchantID": "JT01", "invoiceNo": "1"}), "key");
+        let rest = token.split_once('.').unwrap().1;
+        for header in [
+            r#"{"alg":"HS256","typ":"JWT","crit":["b64"],"b64":false}"#,
+            r#"{"alg":"HS256","b64":false}"#,
+            r#"{"alg":"HS256","jwk":{"kty":"oct","k":"a2V5"}}"#,
+        ] {
+            let forged = format!("{}.{rest}", b64.encode(header));
+            assert_eq!(peek_merchant(&forged).unwrap_err(), JwtError::UnsupportedHeader, "{header}");
+            assert_eq!(verify::<serde_json::Value>(&forged, "key", None).unwrap_err(), JwtError::UnsupportedHeader);
+        }
+        let with_kid = format!("{}.{rest}", b64.encode(r#"{"alg":"HS256","typ":"JWT","kid":"1"}"#));
+        assert_eq!(peek_merchant(&with_kid).unwrap(), "JT01");
     }
 
     #[test]

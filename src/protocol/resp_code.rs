@@ -43,6 +43,21 @@ impl CodeClass {
             CodeClass::RequestError => "request_error",
         }
     }
+
+    /// Whether an answer of this class says that a payment exists for the invoice (it succeeded,
+    /// failed, was cancelled, is in progress, or was refunded or disputed). "Not found",
+    /// indeterminate answers and request errors say nothing of the kind.
+    pub fn reports_payment(self) -> bool {
+        matches!(
+            self,
+            CodeClass::Succeeded
+                | CodeClass::PostPayment
+                | CodeClass::Pending
+                | CodeClass::Cancelled
+                | CodeClass::Failed
+                | CodeClass::NeedsReview
+        )
+    }
 }
 
 /// Normalises a code as received (a JSON number loses leading zeros) to 4 characters.

@@ -1,15 +1,16 @@
 //! The loop: claim due invoices (bounded batch, leased), inquire each under a concurrency limit and
 //! `reconcile.max_rps`, record the answer and the next attempt in one transaction.
 
+use std::collections::HashMap;
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota, RateLimiter};
 use serde::Serialize;
-use tokio::sync::Notify;
+use tokio::sync::{watch, Notify};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
@@ -23,6 +24,18 @@ use crate::store::{now_ms, InquiryDone, InvoiceRow, Store, StoreError, Timing};
 /// After this many gateway failures in a row within one tick, the rest of the batch is
 /// rescheduled without calling the gateway.
 const OUTAGE_THRESHOLD: usize = 5;
+
+/// An invoice known only from browser returns over its merchant's inquiry budget is due again
+/// this much later.
+const UNTRUSTED_POSTPONE: Duration = Duration::from_secs(1);
+
+/// How often invoices known only from browser returns are looked at for deletion, and how many
+/// one pass deletes at most.
+const PRUNE_EVERY: Duration = Duration::from_secs(60);
+const PRUNE_BATCH: i64 = 1000;
+
+/// Inquiries started by browser returns that are still running, per invoice.
+type InFlight = Arc<Mutex<HashMap<(String, String), watch::Receiver<bool>>>>;
 
 /// What one inquiry found.
 #[derive(Debug, Clone, Serialize)]
@@ -53,14 +66,19 @@ pub struct Reconciler {
     config: Arc<Config>,
     metrics: Metrics,
     limiter: Arc<DefaultDirectRateLimiter>,
+    /// Per merchant: inquiries of invoices known only from browser returns.
+    untrusted_limiter: Arc<DefaultKeyedRateLimiter<String>>,
     owner: String,
     wake: Arc<Notify>,
+    in_flight: InFlight,
 }
 
 impl Reconciler {
     /// A reconciler; `owner` names this replica in leases.
     pub fn new(store: Store, gateway: GatewayClient, config: Arc<Config>, metrics: Metrics) -> Self {
         let rps = NonZeroU32::new(config.settings.reconcile.max_rps).unwrap_or(NonZeroU32::MIN);
+        let untrusted_rps = NonZeroU32::new(config.settings.frontend_return.untrusted_inquiries_per_second)
+            .unwrap_or(NonZeroU32::MIN);
         let owner = format!(
             "{}-{}-{}",
             std::env::var("HOSTNAME").unwrap_or_else(|_| "pgw-relay".into()),
@@ -73,8 +91,10 @@ impl Reconciler {
             config,
             metrics,
             limiter: Arc::new(RateLimiter::direct(Quota::per_second(rps))),
+            untrusted_limiter: Arc::new(RateLimiter::keyed(Quota::per_second(untrusted_rps))),
             owner,
             wake: Arc::new(Notify::new()),
+            in_flight: Arc::default(),
         }
     }
 
@@ -87,10 +107,15 @@ impl Reconciler {
     pub async fn run(self, shutdown: CancellationToken) {
         let settings = self.config.settings.reconcile.clone();
         let mut last_stats = Instant::now() - Duration::from_secs(3600);
+        let mut last_prune = Instant::now() - PRUNE_EVERY;
         loop {
             if last_stats.elapsed() >= Duration::from_secs(10) {
                 self.refresh_stats().await;
                 last_stats = Instant::now();
+            }
+            if last_prune.elapsed() >= PRUNE_EVERY {
+                self.prune_untrusted().await;
+                last_prune = Instant::now();
             }
             let handled = tokio::select! {
                 _ = shutdown.cancelled() => return,
@@ -108,15 +133,25 @@ impl Reconciler {
     }
 
     /// Claims one batch of due invoices and inquires them; returns how many were handled.
+    /// Registered invoices come first; invoices known only from browser returns fill what is left
+    /// of the batch, each merchant's within its own small inquiry budget.
     pub async fn tick(&self) -> usize {
         let r = &self.config.settings.reconcile;
-        let rows = match self.store.claim_due_invoices(&self.owner, r.batch as i64, r.lease).await {
+        let batch = r.batch as i64;
+        let mut rows = match self.store.claim_due_invoices(&self.owner, batch, r.lease, true).await {
             Ok(rows) => rows,
             Err(e) => {
                 tracing::warn!(error = %e, "reconciliation could not claim invoices");
                 return 0;
             }
         };
+        if (rows.len() as i64) < batch {
+            let left = batch - rows.len() as i64;
+            match self.store.claim_due_invoices(&self.owner, left, r.lease, false).await {
+                Ok(untrusted) => rows.extend(self.within_untrusted_budget(untrusted).await),
+                Err(e) => tracing::warn!(error = %e, "reconciliation could not claim invoices"),
+            }
+        }
         let count = rows.len();
         let failures = AtomicUsize::new(0);
         futures_util::stream::iter(rows)
@@ -135,6 +170,58 @@ impl Reconciler {
             })
             .await;
         count
+    }
+
+    /// Keeps the untrusted invoices their merchant's budget allows and gives the rest back for a
+    /// little later.
+    async fn within_untrusted_budget(&self, rows: Vec<InvoiceRow>) -> Vec<InvoiceRow> {
+        let mut kept = Vec::with_capacity(rows.len());
+        for row in rows {
+            if self.untrusted_limiter.check_key(&row.merchant_id).is_ok() {
+                kept.push(row);
+                continue;
+            }
+            let later = now_ms() + crate::store::ms(UNTRUSTED_POSTPONE);
+            if let Err(e) = self.store.postpone_inquiry(&row.merchant_id, &row.invoice_no, later).await {
+                tracing::warn!(error = %e, "untrusted invoice could not be postponed; its lease will expire");
+            }
+        }
+        kept
+    }
+
+    /// Starts an inquiry of a trusted, pending invoice now because its customer came back, unless
+    /// one is already running for it; `start = false` only joins a running one. The returned
+    /// receiver turns `true` when the inquiry's answer is recorded. The inquiry runs to its end
+    /// whether or not anyone waits, counts against `reconcile.max_rps`, and takes the invoice's
+    /// lease, so no replica inquires it at the same time.
+    pub fn inquire_on_return(&self, merchant_id: &str, invoice_no: &str, start: bool) -> Option<watch::Receiver<bool>> {
+        let key = (merchant_id.to_owned(), invoice_no.to_owned());
+        let mut in_flight = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(rx) = in_flight.get(&key) {
+            return Some(rx.clone());
+        }
+        if !start || !self.config.settings.reconcile.enabled {
+            return None;
+        }
+        let (tx, rx) = watch::channel(false);
+        in_flight.insert(key.clone(), rx.clone());
+        drop(in_flight);
+        let this = self.clone();
+        tokio::spawn(async move {
+            let lease = this.config.settings.reconcile.lease;
+            match this.store.lease_invoice(&key.0, &key.1, &this.owner, lease).await {
+                Ok(Some(row)) => {
+                    if let Err(e) = this.inquire_row(&row, false).await {
+                        tracing::warn!(error = %e, invoice = %key.1, "inquiry result not stored");
+                    }
+                }
+                Ok(None) => tracing::debug!(invoice = %key.1, "invoice not pending or leased elsewhere: no inquiry"),
+                Err(e) => tracing::warn!(error = %e, invoice = %key.1, "invoice could not be leased for an inquiry"),
+            }
+            this.in_flight.lock().unwrap_or_else(|e| e.into_inner()).remove(&key);
+            let _ = tx.send(true);
+        });
+        Some(rx)
     }
 
     /// Inquires one invoice now (`POST /v1/invoices/{m}/{i}/reconcile`). `Ok(None)` if unknown.
@@ -256,6 +343,15 @@ impl Reconciler {
             expired: recorded.expired,
             next_at,
         })
+    }
+
+    async fn prune_untrusted(&self) {
+        let ttl = self.config.settings.frontend_return.untrusted_ttl;
+        match self.store.prune_untrusted(ttl, PRUNE_BATCH).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(deleted = n, "invoices known only from browser returns deleted after their ttl"),
+            Err(e) => tracing::warn!(error = %e, "invoices known only from browser returns could not be pruned"),
+        }
     }
 
     async fn refresh_stats(&self) {

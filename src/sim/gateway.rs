@@ -64,9 +64,27 @@ pub(crate) async fn dispatch(req: HttpRequest, body: web::Bytes, state: web::Dat
     }
     match api {
         "paymenttoken" => payment_token(&state, &body, version),
-        "paymentinquiry" => payment_inquiry(&state, &body, version),
+        "paymentinquiry" => {
+            let delay = inquiry_delay(&state, &body);
+            if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
+            payment_inquiry(&state, &body, version)
+        }
         _ => transaction_status(&state, &body),
     }
+}
+
+/// The `inquiry_delay_ms` of the scenario that applies to an inquiry (read before verifying it:
+/// the delay only slows the answer, whatever it will be).
+fn inquiry_delay(state: &SimState, body: &[u8]) -> std::time::Duration {
+    let claims = open_envelope(body)
+        .ok()
+        .and_then(|token| jsonwebtoken::dangerous::insecure_decode_claims::<serde_json::Value>(&token).ok());
+    let field = |name: &str| claims.as_ref().and_then(|c| c.get(name)).and_then(|v| v.as_str()).map(str::to_owned);
+    let Some(merchant) = field("merchantID") else { return std::time::Duration::ZERO };
+    let invoice = field("invoiceNo");
+    std::time::Duration::from_millis(state.scenario_for(&merchant, invoice.as_deref()).inquiry_delay_ms)
 }
 
 fn not_found() -> HttpResponse {
@@ -91,7 +109,9 @@ fn jwt_reject(e: &JwtError) -> Reject {
     match e {
         JwtError::Malformed | JwtError::InvalidClaims(_) => reject("6103", "Invalid JWT data"),
         JwtError::MissingMerchant => reject("6104", "Required merchantId"),
-        JwtError::WrongAlgorithm | JwtError::BadSignature => reject("9042", "Hash value mismatch"),
+        JwtError::WrongAlgorithm | JwtError::BadSignature | JwtError::UnsupportedHeader => {
+            reject("9042", "Hash value mismatch")
+        }
     }
 }
 

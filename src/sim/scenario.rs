@@ -88,6 +88,8 @@ pub struct Scenario {
     pub spelling: Option<Spelling>,
     /// Answer `0001` (pending) to the next N Payment Inquiries before telling the truth.
     pub pending_for_n: u32,
+    /// Wait this long before answering each Payment Inquiry (a slow gateway).
+    pub inquiry_delay_ms: u64,
     /// Answer HTTP 503 to the next N gateway API calls (token, inquiry, transaction status).
     pub fail_5xx_for_n: u32,
     /// Answer Payment Inquiries with this unsigned error code (`true` means `"9042"`).

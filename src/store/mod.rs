@@ -101,20 +101,34 @@ pub struct FrontendReturnRecord {
     pub resp_desc: Option<String>,
     /// The decoded `paymentResponse` JSON, for history.
     pub raw: String,
+    /// Identical returns of one invoice share this key and are recorded once.
+    pub dedupe_key: String,
     /// How soon the next inquiry should run.
     pub after_return: Duration,
+    /// Whether an unknown invoice may be created (as untrusted) for this return.
+    pub may_create: bool,
     /// Invoices learned only from browser returns that a merchant may have at once.
     pub max_untrusted: i64,
+    /// How long such invoices are kept (older ones do not count against `max_untrusted`).
+    pub untrusted_ttl: Duration,
+    /// Returns recorded per invoice at most.
+    pub max_returns: i64,
 }
 
 /// What recording a browser return did.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FrontendReturnResult {
-    /// The invoice's trusted state (`None` when it is not stored).
+    /// The invoice's state (`None` when it is not stored).
     pub status: Option<Status>,
-    /// The invoice was unknown and is now registered as untrusted.
+    /// The invoice is trusted (registered, or a verified payment fact arrived).
+    pub trusted: bool,
+    /// The invoice is under review (no inquiries).
+    pub needs_review: bool,
+    /// The invoice was unknown and is now stored as untrusted.
     pub created: bool,
-    /// Unknown invoice not registered: the merchant's untrusted-invoice cap is reached.
+    /// The return was new for this invoice and within its cap, so it was recorded.
+    pub recorded: bool,
+    /// Unknown invoice not stored: the merchant's untrusted-invoice cap is reached.
     pub limited: bool,
 }
 
@@ -292,8 +306,10 @@ impl Store {
         write!(self, |c, _now| ops::replay(c, &selector))
     }
 
-    /// Records a browser return: history, "customer returned", next inquiry brought forward to
-    /// `after_return`; an unknown invoice is registered as untrusted unless the cap is reached.
+    /// Records a browser return (at most `max_returns` per invoice, identical ones once): history,
+    /// "customer returned", and for a trusted pending invoice the next inquiry brought forward to
+    /// `after_return`. An unknown invoice is stored as untrusted when `may_create` and the
+    /// merchant's cap allow, with its one inquiry due after `after_return`.
     pub async fn record_frontend_return(
         &self,
         ret: FrontendReturnRecord,
@@ -304,14 +320,43 @@ impl Store {
 
     /// Leases up to `limit` invoices whose next inquiry is due to `owner` for `lease`. Invoices
     /// leased by another live replica are skipped; a crashed replica's leases expire.
+    /// `trusted` picks registered (or verified) invoices, else those known only from browser
+    /// returns.
     pub async fn claim_due_invoices(
         &self,
         owner: &str,
         limit: i64,
         lease: Duration,
+        trusted: bool,
     ) -> Result<Vec<InvoiceRow>, StoreError> {
         let (owner, lease_ms) = (owner.to_owned(), ms(lease));
-        write!(self, |c, now| ops::claim_due_invoices(c, &owner, limit, lease_ms, now))
+        write!(self, |c, now| ops::claim_due_invoices(c, &owner, limit, lease_ms, trusted, now))
+    }
+
+    /// Leases one trusted, pending invoice that no one else holds, for an inquiry now; `None` if
+    /// it is not in that state or is leased.
+    pub async fn lease_invoice(
+        &self,
+        merchant_id: &str,
+        invoice_no: &str,
+        owner: &str,
+        lease: Duration,
+    ) -> Result<Option<InvoiceRow>, StoreError> {
+        let (merchant_id, invoice_no, owner, lease_ms) =
+            (merchant_id.to_owned(), invoice_no.to_owned(), owner.to_owned(), ms(lease));
+        write!(self, |c, now| ops::lease_invoice(c, &merchant_id, &invoice_no, &owner, lease_ms, now))
+    }
+
+    /// Releases a leased invoice without inquiring, due again at `next_at` (Unix ms).
+    pub async fn postpone_inquiry(&self, merchant_id: &str, invoice_no: &str, next_at: i64) -> Result<(), StoreError> {
+        let (merchant_id, invoice_no) = (merchant_id.to_owned(), invoice_no.to_owned());
+        write!(self, |c, _now| ops::postpone_inquiry(c, &merchant_id, &invoice_no, next_at))
+    }
+
+    /// Deletes up to `limit` invoices known only from browser returns that are older than `ttl`,
+    /// with their history; returns how many.
+    pub async fn prune_untrusted(&self, ttl: Duration, limit: i64) -> Result<u64, StoreError> {
+        write!(self, |c, now| ops::prune_untrusted(c, now - ms(ttl), limit))
     }
 
     /// Applies an inquiry's answer (like a notification, source `inquiry`), expires the invoice

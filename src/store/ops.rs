@@ -53,7 +53,7 @@ macro_rules! claim_due_invoices {
         concat!(
             "UPDATE invoices SET lease_owner = $1, lease_until = $2 WHERE (merchant_id, invoice_no) IN (",
             "SELECT merchant_id, invoice_no FROM invoices WHERE next_inquiry_at IS NOT NULL AND next_inquiry_at <= $3 ",
-            "AND (lease_until IS NULL OR lease_until < $3) ORDER BY next_inquiry_at LIMIT $4",
+            "AND (lease_until IS NULL OR lease_until < $3) AND trusted = $5 ORDER BY next_inquiry_at LIMIT $4",
             $lock,
             ") RETURNING ",
             invoice_columns!()
@@ -135,8 +135,17 @@ pub async fn apply_observation<C: Sql>(
         rows.into_iter().next().ok_or_else(|| StoreError::Corrupt("the invoice upsert returned no row".into()))?;
     let before = row.status()?;
     let registered = row.amount();
+    // Trust comes only from a verified payment fact: a signed notification, or a signed inquiry
+    // answer that reports a payment. An invoice known only from a browser return stays untrusted
+    // otherwise, and an untrusted invoice changes no state and publishes nothing.
+    let trusted = row.trusted
+        || match obs.source {
+            Source::BackendNotification => true,
+            Source::Inquiry => obs.class().reports_payment(),
+            Source::FrontendReturn => false,
+        };
     let current = Current { status: before, amount: registered.clone(), sequence: row.sequence };
-    let decision = state::decide(Some(&current), obs.class(), amount);
+    let decision = if trusted { state::decide(Some(&current), obs.class(), amount) } else { Decision::NoChange };
 
     let predicted = match decision {
         Decision::Transition { to } => format!("applied:{}", to.as_str()),
@@ -217,7 +226,6 @@ pub async fn apply_observation<C: Sql>(
         Source::BackendNotification => row.notified_at.or(Some(now)),
         _ => row.notified_at,
     };
-    let trusted = row.trusted || obs.source != Source::FrontendReturn;
     let (amount_minor, currency, exponent) = match (&registered, amount) {
         (Some(r), _) => (Some(r.minor), Some(r.currency.as_str()), Some(r.exponent as i32)),
         (None, Some(a)) => (Some(a.minor), Some(a.currency.as_str()), Some(a.exponent as i32)),
@@ -283,7 +291,9 @@ async fn insert_event<C: Sql>(c: &mut C, ev: &event::NewEvent) -> Result<bool, S
     Ok(written == 1)
 }
 
-/// Registers an invoice; an invoice known only from an untrusted browser return is upgraded.
+/// Registers an invoice; `true` when the merchant's registration is new. An invoice known only
+/// from an untrusted browser return is adopted: the merchant's amount, currency and payment window
+/// apply, and reconciliation is scheduled from now as for a new invoice.
 pub async fn register_invoice<C: Sql>(
     c: &mut C,
     inv: &NewInvoice,
@@ -310,10 +320,14 @@ pub async fn register_invoice<C: Sql>(
         )
         .await?
         == 1;
-    if !created {
-        c.execute(
+    if created {
+        return Ok(true);
+    }
+    let adopted = c
+        .execute(
             "UPDATE invoices SET trusted = TRUE, origin = $3, amount_minor = $4, currency = $5, exponent = $6, \
-             expires_at = $7, updated_at = $8 WHERE merchant_id = $1 AND invoice_no = $2 AND trusted = FALSE",
+             expires_at = $7, next_inquiry_at = $8, inquiry_attempts = 0, last_inquiry_at = NULL, created_at = $9, \
+             updated_at = $9 WHERE merchant_id = $1 AND invoice_no = $2 AND trusted = FALSE",
             args![
                 &inv.merchant_id,
                 &inv.invoice_no,
@@ -322,12 +336,12 @@ pub async fn register_invoice<C: Sql>(
                 &inv.amount.currency,
                 exponent,
                 expires_at,
+                now + ms(timing.grace),
                 now
             ],
         )
         .await?;
-    }
-    Ok(created)
+    Ok(adopted == 1)
 }
 
 pub async fn select_invoice<C: Sql>(
@@ -442,7 +456,7 @@ pub async fn replay<C: Sql>(c: &mut C, selector: &ReplaySelector) -> Result<u64,
 }
 
 pub async fn count_by_status<C: Sql>(c: &mut C) -> Result<Vec<(String, i64)>, StoreError> {
-    c.counts("SELECT status, COUNT(*) FROM invoices GROUP BY status", args![]).await
+    c.counts("SELECT status, COUNT(*) FROM invoices WHERE trusted = TRUE GROUP BY status", args![]).await
 }
 
 /// Records a browser return; see `Store::record_frontend_return`.
@@ -455,17 +469,19 @@ pub async fn record_frontend_return<C: Sql>(
     let existing = lock_invoice(c, &ret.merchant_id, &ret.invoice_no).await?;
     let created = match &existing {
         Some(_) => false,
+        None if !ret.may_create => return Ok(FrontendReturnResult::default()),
         None => {
-            let untrusted = c
-                .integers(
-                    "SELECT COUNT(*) FROM invoices WHERE merchant_id = $1 AND trusted = FALSE",
-                    args![&ret.merchant_id],
-                )
-                .await?
-                .and_then(|r| column(&r, 0))
-                .unwrap_or(0);
+            // Only invoices learned from browser returns within the time they are kept count.
+            let untrusted = scalar(
+                c,
+                "SELECT COUNT(*) FROM invoices WHERE merchant_id = $1 AND trusted = FALSE \
+                 AND origin = 'frontend_return' AND created_at >= $2",
+                args![&ret.merchant_id, now - ms(ret.untrusted_ttl)],
+            )
+            .await?
+            .unwrap_or(0);
             if untrusted >= ret.max_untrusted {
-                return Ok(FrontendReturnResult { status: None, created: false, limited: true });
+                return Ok(FrontendReturnResult { limited: true, ..FrontendReturnResult::default() });
             }
             c.execute(
                 INSERT_INVOICE_IF_ABSENT,
@@ -475,7 +491,7 @@ pub async fn record_frontend_return<C: Sql>(
                     None::<i64>,
                     None::<&str>,
                     None::<i32>,
-                    "frontend_return",
+                    Source::FrontendReturn.as_str(),
                     false,
                     now + ms(timing.payment_window),
                     now + ms(ret.after_return),
@@ -486,28 +502,103 @@ pub async fn record_frontend_return<C: Sql>(
             true
         }
     };
-    c.execute(
-        "INSERT INTO history (merchant_id, invoice_no, kind, resp_code, resp_desc, raw, received_at) \
-         VALUES ($1, $2, 'frontend_return', $3, $4, $5, $6)",
-        args![&ret.merchant_id, &ret.invoice_no, &ret.resp_code, &ret.resp_desc, &ret.raw, now],
+    let returns = scalar(
+        c,
+        "SELECT COUNT(*) FROM history WHERE merchant_id = $1 AND invoice_no = $2 AND kind = 'frontend_return'",
+        args![&ret.merchant_id, &ret.invoice_no],
     )
-    .await?;
-    // Bring the next inquiry forward unless the invoice is settled or under review.
-    let soon = now + ms(ret.after_return);
-    c.execute(
-        "UPDATE invoices SET returned_at = COALESCE(returned_at, $3), updated_at = $3, \
-         next_inquiry_at = CASE WHEN status = 'pending' AND needs_review = FALSE \
-             THEN (CASE WHEN next_inquiry_at IS NULL OR next_inquiry_at > $4 THEN $4 ELSE next_inquiry_at END) \
-             ELSE NULL END \
-         WHERE merchant_id = $1 AND invoice_no = $2",
-        args![&ret.merchant_id, &ret.invoice_no, now, soon],
-    )
-    .await?;
-    let status = match lock_invoice(c, &ret.merchant_id, &ret.invoice_no).await? {
-        Some(r) => Some(r.status()?),
-        None => None,
+    .await?
+    .unwrap_or(0);
+    let recorded = returns < ret.max_returns
+        && c.integers(
+            "INSERT INTO history (merchant_id, invoice_no, kind, dedupe_key, resp_code, resp_desc, raw, received_at) \
+             VALUES ($1, $2, 'frontend_return', $3, $4, $5, $6, $7) ON CONFLICT (dedupe_key) DO NOTHING RETURNING id",
+            args![
+                &ret.merchant_id,
+                &ret.invoice_no,
+                &ret.dedupe_key,
+                &ret.resp_code,
+                &ret.resp_desc,
+                &ret.raw,
+                now
+            ],
+        )
+        .await?
+        .is_some();
+    if recorded {
+        // Note the customer's return; for a trusted pending invoice, bring its next inquiry forward
+        // (the return also starts one at once; this is the fallback if that one cannot run).
+        let soon = now + ms(ret.after_return);
+        c.execute(
+            "UPDATE invoices SET returned_at = COALESCE(returned_at, $3), updated_at = $3, \
+             next_inquiry_at = CASE WHEN trusted = TRUE AND status = 'pending' AND needs_review = FALSE \
+                 AND (next_inquiry_at IS NULL OR next_inquiry_at > $4) THEN $4 ELSE next_inquiry_at END \
+             WHERE merchant_id = $1 AND invoice_no = $2",
+            args![&ret.merchant_id, &ret.invoice_no, now, soon],
+        )
+        .await?;
+    }
+    let (status, trusted, needs_review) = match (existing, created) {
+        (Some(row), _) => (Some(row.status()?), row.trusted, row.needs_review),
+        (None, true) => (Some(Status::Pending), false, false),
+        (None, false) => (None, false, false),
     };
-    Ok(FrontendReturnResult { status, created, limited: false })
+    Ok(FrontendReturnResult { status, trusted, needs_review, created, recorded, limited: false })
+}
+
+/// Leases one invoice for an inquiry now, if it is trusted, pending, not under review and not
+/// leased by anyone else; see `Store::lease_invoice`.
+pub async fn lease_invoice<C: Sql>(
+    c: &mut C,
+    merchant_id: &str,
+    invoice_no: &str,
+    owner: &str,
+    lease_ms: i64,
+    now: i64,
+) -> Result<Option<InvoiceRow>, StoreError> {
+    let sql = concat!(
+        "UPDATE invoices SET lease_owner = $3, lease_until = $4 WHERE merchant_id = $1 AND invoice_no = $2 ",
+        "AND trusted = TRUE AND status = 'pending' AND needs_review = FALSE ",
+        "AND (lease_until IS NULL OR lease_until < $5) RETURNING ",
+        invoice_columns!()
+    );
+    Ok(c.invoices(sql, args![merchant_id, invoice_no, owner, now + lease_ms, now]).await?.into_iter().next())
+}
+
+/// Gives a leased invoice back without an inquiry, due again at `next_at`.
+pub async fn postpone_inquiry<C: Sql>(
+    c: &mut C,
+    merchant_id: &str,
+    invoice_no: &str,
+    next_at: i64,
+) -> Result<(), StoreError> {
+    c.execute(
+        "UPDATE invoices SET lease_owner = NULL, lease_until = NULL, next_inquiry_at = $3 \
+         WHERE merchant_id = $1 AND invoice_no = $2 AND next_inquiry_at IS NOT NULL",
+        args![merchant_id, invoice_no, next_at],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Deletes up to `limit` invoices learned only from browser returns and created before `before`,
+/// with their history (they never have events); returns how many.
+pub async fn prune_untrusted<C: Sql>(c: &mut C, before: i64, limit: i64) -> Result<u64, StoreError> {
+    let sql = concat!(
+        "DELETE FROM invoices WHERE trusted = FALSE AND created_at < $1 AND (merchant_id, invoice_no) IN (",
+        "SELECT merchant_id, invoice_no FROM invoices WHERE trusted = FALSE AND created_at < $1 ",
+        "ORDER BY created_at LIMIT $2) RETURNING ",
+        invoice_columns!()
+    );
+    let deleted = c.invoices(sql, args![before, limit]).await?;
+    for row in &deleted {
+        c.execute(
+            "DELETE FROM history WHERE merchant_id = $1 AND invoice_no = $2",
+            args![&row.merchant_id, &row.invoice_no],
+        )
+        .await?;
+    }
+    Ok(deleted.len() as u64)
 }
 
 /// Claims invoices due for an inquiry; see `Store::claim_due_invoices`.
@@ -516,9 +607,11 @@ pub async fn claim_due_invoices<C: Sql>(
     owner: &str,
     limit: i64,
     lease_ms: i64,
+    trusted: bool,
     now: i64,
 ) -> Result<Vec<InvoiceRow>, StoreError> {
-    let mut rows = c.invoices(C::DIALECT.claim_due_invoices, args![owner, now + lease_ms, now, limit]).await?;
+    let mut rows =
+        c.invoices(C::DIALECT.claim_due_invoices, args![owner, now + lease_ms, now, limit, trusted]).await?;
     rows.sort_by_key(|r| r.next_inquiry_at);
     Ok(rows)
 }
@@ -539,7 +632,8 @@ pub async fn record_inquiry<C: Sql>(
         .ok_or_else(|| StoreError::Corrupt("inquired invoice is not stored".into()))?;
     let mut status = row.status()?;
     let mut expired = false;
-    if done.expire && status == Status::Pending && !row.needs_review {
+    // Only a trusted invoice expires: one known only from a browser return stays invisible.
+    if done.expire && row.trusted && status == Status::Pending && !row.needs_review {
         let ev = event::build(&EventFacts {
             merchant_id: &row.merchant_id,
             invoice_no: &row.invoice_no,
@@ -564,7 +658,8 @@ pub async fn record_inquiry<C: Sql>(
             expired = true;
         }
     }
-    let still_due = status == Status::Pending && !row.needs_review;
+    // An untrusted invoice gets one inquiry; if that found no payment, it is not inquired again.
+    let still_due = status == Status::Pending && !row.needs_review && row.trusted;
     c.execute(
         "UPDATE invoices SET inquiry_attempts = inquiry_attempts + 1, last_inquiry_at = $3, lease_owner = NULL, \
          lease_until = NULL, next_inquiry_at = $4 WHERE merchant_id = $1 AND invoice_no = $2",

@@ -204,12 +204,23 @@ async fn bad_input_is_rejected_with_a_clear_error_and_stores_nothing() {
         let mut bad_amount = claims.clone();
         bad_amount["amount"] = json!("12.345");
         let huge = json!({ "payload": "x".repeat(70 * 1024) }).to_string();
+        // Correctly signed with JT01's key, but the header asks for an unencoded payload (RFC 7797).
+        let crit_header = b64(r#"{"alg":"HS256","typ":"JWT","crit":["b64"],"b64":false}"#);
+        let crit_input = format!("{crit_header}.{}", parts[1]);
+        let crit_sig = jsonwebtoken::crypto::sign(
+            crit_input.as_bytes(),
+            &jsonwebtoken::EncodingKey::from_secret(JT01_KEY.as_bytes()),
+            jsonwebtoken::Algorithm::HS256,
+        )
+        .unwrap();
+        let crit = format!("{crit_input}.{crit_sig}");
 
         let cases: Vec<(&str, String, u16, &str)> = vec![
             ("not json", "hello".into(), 400, "malformed"),
             ("no payload field", json!({"token": good}).to_string(), 400, "malformed"),
             ("payload not a JWT", json!({"payload": "abc"}).to_string(), 400, "malformed"),
-            ("unknown merchant", json!({"payload": sign_jt01(&unknown)}).to_string(), 401, "unknown_merchant"),
+            ("unknown merchant", json!({"payload": sign_jt01(&unknown)}).to_string(), 401, "bad_signature"),
+            ("crit header", json!({"payload": crit}).to_string(), 401, "bad_signature"),
             (
                 "wrong key",
                 json!({"payload": pgw_relay::protocol::jwt::sign(&claims, "wrong")}).to_string(),
@@ -236,7 +247,12 @@ async fn bad_input_is_rejected_with_a_clear_error_and_stores_nothing() {
         let metrics = app.metrics().await;
         assert_eq!(
             metric_value(&metrics, r#"pgw_relay_notifications_received_total{kind="backend",outcome="bad_signature"}"#),
-            4.0
+            5.0
+        );
+        assert_eq!(
+            metric_value(&metrics, r#"pgw_relay_notifications_received_total{kind="backend",outcome="unknown_merchant"}"#),
+            1.0,
+            "the metric still tells an unknown merchant apart"
         );
         assert_eq!(
             metric_value(&metrics, r#"pgw_relay_notifications_received_total{kind="backend",outcome="too_large"}"#),
@@ -282,5 +298,20 @@ async fn storage_down_answers_503_so_the_gateway_retries() {
     assert_eq!(res.json::<Value>().await.unwrap()["error"], "store_unavailable");
     let ready = app.client.get(format!("{}/readyz", app.internal)).send().await.unwrap();
     assert_eq!(ready.status(), 503);
+    app.stop().await;
+}
+
+/// An unknown merchant must not be distinguishable from a bad signature: same status, same body.
+#[tokio::test]
+async fn unknown_merchant_answers_exactly_like_a_bad_signature() {
+    let app = spawn_app(Options::new(Backend::Sqlite)).await;
+    let mut claims = notification(&invoice_no(), "0000", json!("1000.00"), "1");
+    let wrong_key = pgw_relay::protocol::jwt::sign(&claims, "not-the-key");
+    claims["merchantID"] = json!("NOPE99");
+    let unknown = sign_jt01(&claims);
+    let a = app.post_notification_body(json!({ "payload": wrong_key }).to_string()).await;
+    let b = app.post_notification_body(json!({ "payload": unknown }).to_string()).await;
+    assert_eq!((a.status().as_u16(), b.status().as_u16()), (401, 401));
+    assert_eq!(a.text().await.unwrap(), b.text().await.unwrap());
     app.stop().await;
 }

@@ -172,13 +172,16 @@ async fn the_return_may_arrive_before_the_notification() {
     let url = flow.web_payment_url(&inv, CARD_A).await;
     let report = flow.pay(&url, "success", CARD_A).await;
     assert_eq!(report["notification"]["delivery"], "held");
-    // The browser is back first: its 2000 is not a payment result.
-    assert_eq!(status_of(&flow.browser_returns(&report).await), "pending");
-    assert!(flow.broker.next(Duration::from_millis(300)).await.is_none(), "no event from a browser return");
-    // Then the notification arrives.
-    assert_eq!(flow.sim.control().release("JT01", &inv), 1);
+    // The browser is back first: its 2000 is not a payment result, but the inquiry it starts
+    // learns the signed result, so the customer sees it.
+    assert_eq!(status_of(&flow.browser_returns(&report).await), "succeeded");
     let messages = flow.broker.take_exactly(1, Duration::from_secs(10), Duration::from_millis(300)).await;
     assert_eq!(messages[0].body["type"], "payment.succeeded");
+    assert_eq!(messages[0].body["data"]["source"], "inquiry");
+    // Then the notification arrives: the same fact, so no second event.
+    assert_eq!(flow.sim.control().release("JT01", &inv), 1);
+    assert!(flow.broker.next(Duration::from_millis(800)).await.is_none(), "one event per fact");
+    assert_eq!(flow.app.invoice("JT01", &inv).await["notifiedAt"].is_string(), true);
     assert_eq!(status_of(&flow.browser_returns(&report).await), "succeeded");
     flow.stop().await;
 }

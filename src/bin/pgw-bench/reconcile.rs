@@ -114,7 +114,7 @@ async fn measure(args: &Args, db: &BenchDb, future: usize) -> anyhow::Result<Siz
 
     let tick = || async {
         let started = Instant::now();
-        let rows = store.claim_due_invoices(OWNER, due as i64, LEASE).await?;
+        let rows = store.claim_due_invoices(OWNER, due as i64, LEASE, true).await?;
         let elapsed = started.elapsed();
         anyhow::ensure!(rows.len() == due, "a tick claimed {} invoices, expected {due}", rows.len());
         anyhow::Ok(elapsed)
