@@ -29,6 +29,8 @@ enum Command {
     Migrate,
     /// Validate the configuration and print it with secrets redacted.
     CheckConfig,
+    /// Print the OpenAPI 3.1 document of both listeners (as committed in docs/openapi.json).
+    Openapi,
     /// Exit 0 when the local instance answers `GET /healthz` on its internal listener (for container
     /// health checks), 1 otherwise.
     Healthcheck {
@@ -43,6 +45,10 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(Command::Openapi) = cli.command {
+        print!("{}", pgw_relay::http::openapi::to_json());
+        return ExitCode::SUCCESS;
+    }
     let config = match config::load(&Sources::from_environment(cli.config.clone())) {
         Ok(c) => c,
         Err(e) => {

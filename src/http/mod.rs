@@ -2,12 +2,14 @@
 //! the `/v1` API behind bearer tokens).
 
 pub mod access_log;
+pub mod api_types;
 pub mod auth;
 pub mod body;
 pub mod error;
 pub mod frontend_return;
 pub mod internal;
 pub mod notification;
+pub mod openapi;
 pub mod payment_tokens;
 pub mod request_deadline;
 pub mod request_metrics;
@@ -72,6 +74,7 @@ pub fn internal_routes(cfg: &mut actix_web::web::ServiceConfig) {
     cfg.route("/healthz", web::get().to(internal::healthz))
         .route("/readyz", web::get().to(internal::readyz))
         .route("/metrics", web::get().to(internal::metrics))
+        .route("/openapi.json", web::get().to(openapi::serve))
         .service(
             web::scope("/v1")
                 .wrap(actix_web::middleware::from_fn(auth::require_bearer))

@@ -69,6 +69,21 @@ fn amount(fields: &Map<String, Value>) -> Result<Money, ApiError> {
     Ok(money)
 }
 
+#[utoipa::path(post, path = "/v1/payment-tokens", tag = "internal", summary = "Create a 2C2P payment token",
+    description = "Validates the fields pgw-relay depends on, fills the return URLs from the merchant's \
+                   configuration, signs, calls 2C2P, and registers the invoice only after 2C2P answered `0000`.",
+    security(("bearer" = [])),
+    request_body(content = crate::http::api_types::PaymentTokenRequest, content_type = "application/json"),
+    responses(
+        (status = 201, description = "Created; send the browser to `webPaymentUrl`.", body = crate::http::api_types::PaymentTokenCreated),
+        (status = 400, description = "`malformed`: not a JSON object.", body = crate::http::api_types::ErrorBody),
+        (status = 401, description = "No valid bearer token.", body = crate::http::api_types::ErrorBody),
+        (status = 422, description = "`invalid_request`: the message names the field.", body = crate::http::api_types::ErrorBody),
+        (status = 502, description = "`gateway_rejected` (with 2C2P's `respCode`, `respDesc`), `gateway_bad_signature`, \
+            `gateway_malformed` or `gateway_unavailable`.", body = crate::http::api_types::ErrorBody),
+        (status = 503, description = "`store_unavailable`.", body = crate::http::api_types::ErrorBody),
+        (status = 504, description = "`gateway_timeout`.", body = crate::http::api_types::ErrorBody),
+    ))]
 /// `POST /v1/payment-tokens`: validate, fill return URLs, sign, call 2C2P, check `respCode`,
 /// register the invoice, answer `201`.
 pub async fn create_payment_token(body: web::Bytes, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
@@ -142,12 +157,12 @@ pub async fn create_payment_token(body: web::Bytes, state: web::Data<AppState>) 
     };
     register(&state, &merchant.id, &invoice_no, money, expires_at, "payment_token").await?;
     tracing::info!(merchant = %merchant.id, invoice = %invoice_no, "payment token created");
-    Ok(HttpResponse::Created().json(serde_json::json!({
-        "webPaymentUrl": web_payment_url,
-        "paymentToken": payment_token,
-        "merchantID": merchant.id,
-        "invoiceNo": invoice_no,
-    })))
+    Ok(HttpResponse::Created().json(crate::http::api_types::PaymentTokenCreated {
+        web_payment_url,
+        payment_token,
+        merchant_id: merchant.id.clone(),
+        invoice_no,
+    }))
 }
 
 /// Registers the invoice for reconciliation; `true` when it was new.
@@ -182,6 +197,17 @@ fn gateway_error(e: &GatewayError) -> ApiError {
 }
 
 /// `POST /v1/invoices`: register an invoice whose token was created elsewhere.
+#[utoipa::path(post, path = "/v1/invoices", tag = "internal", summary = "Register an invoice for reconciliation",
+    security(("bearer" = [])),
+    request_body(content = crate::http::api_types::RegisterInvoiceRequest, content_type = "application/json"),
+    responses(
+        (status = 201, description = "Registered.", body = crate::http::api_types::InvoiceSummary),
+        (status = 200, description = "Already known.", body = crate::http::api_types::InvoiceSummary),
+        (status = 400, description = "`malformed`: not a JSON object.", body = crate::http::api_types::ErrorBody),
+        (status = 401, description = "No valid bearer token.", body = crate::http::api_types::ErrorBody),
+        (status = 422, description = "`invalid_request`: the message names the field.", body = crate::http::api_types::ErrorBody),
+        (status = 503, description = "`store_unavailable`.", body = crate::http::api_types::ErrorBody),
+    ))]
 pub async fn register_invoice(body: web::Bytes, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let fields = object(&body)?;
     let merchant = merchant(&state, &fields)?;
@@ -208,6 +234,19 @@ pub async fn register_invoice(body: web::Bytes, state: web::Data<AppState>) -> R
 }
 
 /// `POST /v1/invoices/{merchantID}/{invoiceNo}/reconcile`: one inquiry now.
+#[utoipa::path(post, path = "/v1/invoices/{merchantID}/{invoiceNo}/reconcile", tag = "internal",
+    summary = "Run one Payment Inquiry now",
+    security(("bearer" = [])),
+    params(
+        ("merchantID" = String, Path, description = "The merchant.", example = "JT01"),
+        ("invoiceNo" = String, Path, description = "The invoice number.", example = "INV-1001"),
+    ),
+    responses(
+        (status = 200, description = "What the inquiry found and did.", body = crate::http::api_types::InquiryReportBody),
+        (status = 401, description = "No valid bearer token.", body = crate::http::api_types::ErrorBody),
+        (status = 404, description = "`not_found`: not known.", body = crate::http::api_types::ErrorBody),
+        (status = 503, description = "`store_unavailable`.", body = crate::http::api_types::ErrorBody),
+    ))]
 pub async fn reconcile_now(
     path: web::Path<(String, String)>,
     state: web::Data<AppState>,
