@@ -40,6 +40,12 @@ pub struct MoneyBody {
     pub value: String,
 }
 
+impl From<&crate::domain::money::Money> for MoneyBody {
+    fn from(m: &crate::domain::money::Money) -> Self {
+        MoneyBody { minor: m.minor, currency: m.currency.clone(), exponent: m.exponent, value: m.major_string() }
+    }
+}
+
 /// An invoice state.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
@@ -49,6 +55,19 @@ pub enum StatusBody {
     Failed,
     Cancelled,
     Expired,
+}
+
+impl From<crate::domain::state::Status> for StatusBody {
+    fn from(s: crate::domain::state::Status) -> Self {
+        use crate::domain::state::Status as S;
+        match s {
+            S::Pending => StatusBody::Pending,
+            S::Succeeded => StatusBody::Succeeded,
+            S::Failed => StatusBody::Failed,
+            S::Cancelled => StatusBody::Cancelled,
+            S::Expired => StatusBody::Expired,
+        }
+    }
 }
 
 /// A major-unit amount as 2C2P takes it: a JSON number or a decimal string.

@@ -224,12 +224,12 @@ pub async fn register_invoice(body: web::Bytes, state: web::Data<AppState>) -> R
     };
     let created = register(&state, &merchant.id, &invoice_no, money, expires_at, "registered").await?;
     let inv = state.store.invoice(&merchant.id, &invoice_no).await?.ok_or_else(ApiError::store_unavailable)?;
-    let body = serde_json::json!({
-        "merchantID": inv.merchant_id,
-        "invoiceNo": inv.invoice_no,
-        "status": inv.status,
-        "amount": inv.amount().map(|a| a.to_json()),
-    });
+    let body = crate::http::api_types::InvoiceSummary {
+        status: inv.status()?.into(),
+        amount: inv.amount().as_ref().map(Into::into),
+        merchant_id: inv.merchant_id,
+        invoice_no: inv.invoice_no,
+    };
     Ok(if created { HttpResponse::Created().json(body) } else { HttpResponse::Ok().json(body) })
 }
 
