@@ -156,7 +156,7 @@ impl GatewayClient {
                 let (claims, _) = jwt::verify::<Res>(token, key, previous).map_err(|e| match e {
                     jwt::JwtError::BadSignature | jwt::JwtError::WrongAlgorithm | jwt::JwtError::UnsupportedHeader => {
                         GatewayError::BadSignature
-                    },
+                    }
                     other => GatewayError::Malformed(other.to_string()),
                 })?;
                 Ok((claims, token.to_string()))

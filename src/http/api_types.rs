@@ -280,8 +280,12 @@ pub struct InvoiceDetail {
     #[serde(rename = "updatedAt")]
     #[schema(format = DateTime)]
     pub updated_at: String,
-    /// Every notification, browser return and inquiry, oldest first.
+    /// The first entries of the history (notifications, browser returns, inquiries), oldest first.
     pub history: Vec<HistoryEntry>,
+    /// Where the rest of the history is (`/v1/invoices/{merchantID}/{invoiceNo}/history?cursor=…`),
+    /// null when `history` is all of it.
+    #[serde(rename = "historyNext")]
+    pub history_next: Option<String>,
     /// The invoice's events, by sequence.
     pub events: Vec<EventEntry>,
 }
@@ -289,6 +293,8 @@ pub struct InvoiceDetail {
 /// One observation in an invoice's history.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct HistoryEntry {
+    /// Position in the history; a page's last `id` is the next page's cursor.
+    pub id: i64,
     /// `backend_notification`, `frontend_return` or `inquiry`.
     pub kind: String,
     #[serde(rename = "respCode")]
@@ -305,6 +311,16 @@ pub struct HistoryEntry {
     /// The normalised observation, if it could be normalised.
     #[schema(value_type = Option<Object>)]
     pub observation: Option<Value>,
+}
+
+/// `GET /v1/invoices/{merchantID}/{invoiceNo}/history`: one page of the history.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct HistoryPage {
+    /// Oldest first.
+    pub items: Vec<HistoryEntry>,
+    /// Pass as `cursor` for the next page; null on the last page.
+    #[serde(rename = "nextCursor")]
+    pub next_cursor: Option<String>,
 }
 
 /// One event of an invoice.

@@ -84,15 +84,15 @@ async fn handle(state: &AppState, merchant: &Merchant, decoded: &FrontendReturn)
         tracing::warn!(merchant = %merchant.id, "frontend returns for unknown invoices over the rate limit: not recorded");
         return (Status::Pending, "not_waited");
     }
-    let recorded = match state.store.record_frontend_return(record(state, merchant, decoded, !trusted), state.timing()).await
-    {
-        Ok(r) => r,
-        Err(e) => {
-            state.metrics.notification("frontend", "store_unavailable");
-            tracing::error!(error = %e, "frontend return not stored");
-            return (Status::Pending, "not_waited");
-        }
-    };
+    let recorded =
+        match state.store.record_frontend_return(record(state, merchant, decoded, !trusted), state.timing()).await {
+            Ok(r) => r,
+            Err(e) => {
+                state.metrics.notification("frontend", "store_unavailable");
+                tracing::error!(error = %e, "frontend return not stored");
+                return (Status::Pending, "not_waited");
+            }
+        };
     state.metrics.notification("frontend", "accepted");
     if recorded.limited {
         tracing::warn!(merchant = %merchant.id, "untrusted invoice cap reached: unknown invoice not stored");

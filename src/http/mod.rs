@@ -71,7 +71,8 @@ pub fn public_routes(cfg: &mut actix_web::web::ServiceConfig) {
 /// Routes of the internal listener.
 pub fn internal_routes(cfg: &mut actix_web::web::ServiceConfig) {
     use actix_web::web;
-    cfg.route("/healthz", web::get().to(internal::healthz))
+    cfg.app_data(web::QueryConfig::default().error_handler(query_error))
+        .route("/healthz", web::get().to(internal::healthz))
         .route("/readyz", web::get().to(internal::readyz))
         .route("/metrics", web::get().to(internal::metrics))
         .route("/openapi.json", web::get().to(openapi::serve))
@@ -81,7 +82,13 @@ pub fn internal_routes(cfg: &mut actix_web::web::ServiceConfig) {
                 .route("/payment-tokens", web::post().to(payment_tokens::create_payment_token))
                 .route("/invoices", web::post().to(payment_tokens::register_invoice))
                 .route("/invoices/{merchant_id}/{invoice_no}", web::get().to(internal::get_invoice))
+                .route("/invoices/{merchant_id}/{invoice_no}/history", web::get().to(internal::get_history))
                 .route("/invoices/{merchant_id}/{invoice_no}/reconcile", web::post().to(payment_tokens::reconcile_now))
                 .route("/events/replay", web::post().to(internal::replay_events)),
         );
+}
+
+/// A query string that does not fit its handler's parameters is the usual JSON `400 malformed`.
+fn query_error(err: actix_web::error::QueryPayloadError, _: &actix_web::HttpRequest) -> actix_web::Error {
+    error::ApiError::bad_request("malformed", format!("the query is not valid: {err}")).into()
 }

@@ -39,6 +39,7 @@ const INTERNAL_SERVER: &str = "http://localhost:9090";
         crate::http::payment_tokens::create_payment_token,
         crate::http::payment_tokens::register_invoice,
         crate::http::internal::get_invoice,
+        crate::http::internal::get_history,
         crate::http::payment_tokens::reconcile_now,
         crate::http::internal::replay_events,
     ),
@@ -176,6 +177,7 @@ mod tests {
             ("/v1/payment-tokens", &["post"]),
             ("/v1/invoices", &["post"]),
             ("/v1/invoices/{merchantID}/{invoiceNo}", &["get"]),
+            ("/v1/invoices/{merchantID}/{invoiceNo}/history", &["get"]),
             ("/v1/invoices/{merchantID}/{invoiceNo}/reconcile", &["post"]),
             ("/v1/events/replay", &["post"]),
         ] {
@@ -191,7 +193,7 @@ mod tests {
             let server = paths[path]["servers"][0]["url"].as_str().unwrap();
             assert_eq!(server == PUBLIC_SERVER, path.starts_with("/2c2p/"), "{path} on its listener");
         }
-        assert_eq!(paths.len(), 11, "no undocumented extra path");
+        assert_eq!(paths.len(), 12, "no undocumented extra path");
         assert_eq!(doc["components"]["securitySchemes"]["bearer"]["scheme"], "bearer");
     }
 }

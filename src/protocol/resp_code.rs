@@ -96,6 +96,16 @@ mod tests {
     use super::*;
 
     #[test]
+    fn only_answers_about_a_payment_report_one() {
+        for code in ["0000", "4110", "4120", "0001", "0003", "4005", "4010"] {
+            assert!(classify(code).reports_payment(), "{code}");
+        }
+        for code in ["2002", "4071", "4140", "0999", "2003", "9042", "6101", "1234"] {
+            assert!(!classify(code).reports_payment(), "{code}");
+        }
+    }
+
+    #[test]
     fn the_documented_table() {
         let cases = [
             ("0000", CodeClass::Succeeded),

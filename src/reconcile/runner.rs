@@ -77,8 +77,8 @@ impl Reconciler {
     /// A reconciler; `owner` names this replica in leases.
     pub fn new(store: Store, gateway: GatewayClient, config: Arc<Config>, metrics: Metrics) -> Self {
         let rps = NonZeroU32::new(config.settings.reconcile.max_rps).unwrap_or(NonZeroU32::MIN);
-        let untrusted_rps = NonZeroU32::new(config.settings.frontend_return.untrusted_inquiries_per_second)
-            .unwrap_or(NonZeroU32::MIN);
+        let untrusted_rps =
+            NonZeroU32::new(config.settings.frontend_return.untrusted_inquiries_per_second).unwrap_or(NonZeroU32::MIN);
         let owner = format!(
             "{}-{}-{}",
             std::env::var("HOSTNAME").unwrap_or_else(|_| "pgw-relay".into()),

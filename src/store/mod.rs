@@ -261,10 +261,17 @@ impl Store {
         read!(self, |c| ops::select_invoice(c, &merchant_id, &invoice_no))
     }
 
-    /// The observations recorded for an invoice, oldest first.
-    pub async fn history(&self, merchant_id: &str, invoice_no: &str) -> Result<Vec<HistoryRow>, StoreError> {
+    /// Up to `limit` observations recorded for an invoice after history id `after_id` (0: from
+    /// the first), oldest first.
+    pub async fn history(
+        &self,
+        merchant_id: &str,
+        invoice_no: &str,
+        after_id: i64,
+        limit: i64,
+    ) -> Result<Vec<HistoryRow>, StoreError> {
         let (merchant_id, invoice_no) = (merchant_id.to_owned(), invoice_no.to_owned());
-        read!(self, |c| ops::select_history(c, &merchant_id, &invoice_no))
+        read!(self, |c| ops::select_history(c, &merchant_id, &invoice_no, after_id, limit))
     }
 
     /// The events of an invoice, by sequence.

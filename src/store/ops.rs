@@ -352,15 +352,18 @@ pub async fn select_invoice<C: Sql>(
     Ok(c.invoices(SELECT_INVOICE, args![merchant_id, invoice_no]).await?.into_iter().next())
 }
 
+/// Up to `limit` history rows of an invoice with ids after `after_id`, oldest first.
 pub async fn select_history<C: Sql>(
     c: &mut C,
     merchant_id: &str,
     invoice_no: &str,
+    after_id: i64,
+    limit: i64,
 ) -> Result<Vec<HistoryRow>, StoreError> {
     c.history(
         "SELECT id, kind, resp_code, resp_desc, outcome, raw, normalized, received_at FROM history \
-         WHERE merchant_id = $1 AND invoice_no = $2 ORDER BY id",
-        args![merchant_id, invoice_no],
+         WHERE merchant_id = $1 AND invoice_no = $2 AND id > $3 ORDER BY id LIMIT $4",
+        args![merchant_id, invoice_no, after_id, limit],
     )
     .await
 }
@@ -513,15 +516,7 @@ pub async fn record_frontend_return<C: Sql>(
         && c.integers(
             "INSERT INTO history (merchant_id, invoice_no, kind, dedupe_key, resp_code, resp_desc, raw, received_at) \
              VALUES ($1, $2, 'frontend_return', $3, $4, $5, $6, $7) ON CONFLICT (dedupe_key) DO NOTHING RETURNING id",
-            args![
-                &ret.merchant_id,
-                &ret.invoice_no,
-                &ret.dedupe_key,
-                &ret.resp_code,
-                &ret.resp_desc,
-                &ret.raw,
-                now
-            ],
+            args![&ret.merchant_id, &ret.invoice_no, &ret.dedupe_key, &ret.resp_code, &ret.resp_desc, &ret.raw, now],
         )
         .await?
         .is_some();
@@ -610,8 +605,7 @@ pub async fn claim_due_invoices<C: Sql>(
     trusted: bool,
     now: i64,
 ) -> Result<Vec<InvoiceRow>, StoreError> {
-    let mut rows =
-        c.invoices(C::DIALECT.claim_due_invoices, args![owner, now + lease_ms, now, limit, trusted]).await?;
+    let mut rows = c.invoices(C::DIALECT.claim_due_invoices, args![owner, now + lease_ms, now, limit, trusted]).await?;
     rows.sort_by_key(|r| r.next_inquiry_at);
     Ok(rows)
 }

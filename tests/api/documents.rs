@@ -1,20 +1,20 @@
 //! The published documents (docs/asyncapi.yaml, docs/openapi.json) are valid and describe what the
-//! service does. The checking tools come from scripts/contract-tools.sh (scripts/test.sh runs it).
+//! service does. The checking tools come from scripts/doc-tools.sh (scripts/test.sh runs it).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// Where scripts/contract-tools.sh installed the tools.
-pub fn contract_tools() -> PathBuf {
-    let dir = std::env::var_os("PGW_RELAY_CONTRACT_TOOLS").map(PathBuf::from).unwrap_or_else(|| {
+/// Where scripts/doc-tools.sh installed the tools.
+pub fn doc_tools() -> PathBuf {
+    let dir = std::env::var_os("PGW_RELAY_DOC_TOOLS").map(PathBuf::from).unwrap_or_else(|| {
         let cache = std::env::var_os("XDG_CACHE_HOME")
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache"));
-        cache.join("pgw-relay/contract-tools")
+        cache.join("pgw-relay/doc-tools")
     });
     assert!(
         dir.join("bin/st").exists(),
-        "the document checking tools are not installed in {}: run scripts/contract-tools.sh",
+        "the document checking tools are not installed in {}: run scripts/doc-tools.sh",
         dir.display()
     );
     dir
@@ -26,7 +26,7 @@ fn repo() -> &'static Path {
 
 #[test]
 fn the_asyncapi_document_is_valid_asyncapi_3_and_names_the_event_schemas() {
-    let tools = contract_tools();
+    let tools = doc_tools();
     let out = Command::new(tools.join("bin/python"))
         .current_dir(repo())
         .arg("scripts/check-asyncapi.py")
@@ -56,7 +56,7 @@ fn the_committed_openapi_document_is_the_generated_one() {
 
 /// Runs schemathesis against one listener's operations (`tag`); its output on failure.
 fn schemathesis(schema_url: &str, base_url: &str, tag: &str) -> Result<String, String> {
-    let tools = contract_tools();
+    let tools = doc_tools();
     let reports = tempfile::tempdir().unwrap();
     let out = Command::new(tools.join("bin/st"))
         .current_dir(reports.path())
@@ -129,4 +129,22 @@ async fn the_running_service_serves_its_document_and_answers_as_it_says() {
     eprintln!("schemathesis took {:?}", started.elapsed());
     app.stop().await;
     sim.stop().await;
+}
+
+#[tokio::test]
+async fn a_query_that_does_not_fit_is_the_documented_json_400() {
+    use crate::helpers::*;
+    let app = spawn_app(Options::new(Backend::Sqlite)).await;
+    // Found by schemathesis: an integer beyond i64 in `limit`.
+    let res = app
+        .client
+        .get(format!("{}/v1/invoices/JT01/INV-1/history?limit=9223372036854775808", app.internal))
+        .bearer_auth(API_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+    assert!(res.headers()["content-type"].to_str().unwrap().starts_with("application/json"));
+    assert_eq!(res.json::<serde_json::Value>().await.unwrap()["error"], "malformed");
+    app.stop().await;
 }

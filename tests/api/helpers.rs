@@ -113,6 +113,8 @@ pub struct Options {
     pub jt01_extra: String,
     /// Bind the public listener here instead of a free port.
     pub public_port: Option<u16>,
+    /// Extra keys for `[server]`.
+    pub server_extra: String,
 }
 
 impl Options {
@@ -125,6 +127,7 @@ impl Options {
             exchange: None,
             jt01_extra: String::new(),
             public_port: None,
+            server_extra: String::new(),
         }
     }
 }
@@ -174,6 +177,7 @@ pub async fn spawn_app(opts: Options) -> TestApp {
 public_addr = "127.0.0.1:{public_port}"
 internal_addr = "127.0.0.1:0"
 shutdown_timeout = "{shutdown_timeout}"
+{server_extra}
 
 [log]
 format = "pretty"
@@ -215,6 +219,7 @@ timezone = "+08:00"
         },
         exchange = opts.exchange.clone().unwrap_or_else(|| "pgw.payments.unused".into()),
         jt01_extra = opts.jt01_extra,
+        server_extra = opts.server_extra,
         migrate = opts.migrate
     );
     std::fs::write(&file, toml).expect("write config");
@@ -270,6 +275,29 @@ impl TestApp {
         let res = self.get_invoice(merchant, invoice).await;
         assert_eq!(res.status(), 200, "invoice {invoice} should exist");
         res.json().await.expect("invoice json")
+    }
+
+    /// Every history entry of an invoice, through the paginated history API.
+    #[allow(dead_code)]
+    pub async fn history(&self, merchant: &str, invoice: &str) -> Vec<Value> {
+        let mut items = Vec::new();
+        let mut cursor = String::new();
+        loop {
+            let res = self
+                .client
+                .get(format!("{}/v1/invoices/{merchant}/{invoice}/history?limit=200&cursor={cursor}", self.internal))
+                .bearer_auth(API_TOKEN)
+                .send()
+                .await
+                .expect("request sent");
+            assert_eq!(res.status(), 200);
+            let page: Value = res.json().await.expect("history json");
+            items.extend(page["items"].as_array().expect("items").iter().cloned());
+            match page["nextCursor"].as_str() {
+                Some(next) => cursor = next.to_string(),
+                None => return items,
+            }
+        }
     }
 
     /// The `/metrics` text.

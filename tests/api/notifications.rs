@@ -171,7 +171,7 @@ async fn concurrent_notifications_for_one_invoice_apply_one_final_state() {
         let sequences: Vec<i64> = events.iter().map(|e| e["sequence"].as_i64().unwrap()).collect();
         let expected: Vec<i64> = (1..=sequences.len() as i64).collect();
         assert_eq!(sequences, expected, "{backend:?}: sequences strictly increase without gaps");
-        assert_eq!(body["history"].as_array().unwrap().len(), 24);
+        assert_eq!(app.history("JT01", &inv).await.len(), 24);
         match std::sync::Arc::try_unwrap(app) {
             Ok(app) => app.stop().await,
             Err(_) => panic!("app still shared"),
@@ -250,7 +250,10 @@ async fn bad_input_is_rejected_with_a_clear_error_and_stores_nothing() {
             5.0
         );
         assert_eq!(
-            metric_value(&metrics, r#"pgw_relay_notifications_received_total{kind="backend",outcome="unknown_merchant"}"#),
+            metric_value(
+                &metrics,
+                r#"pgw_relay_notifications_received_total{kind="backend",outcome="unknown_merchant"}"#
+            ),
             1.0,
             "the metric still tells an unknown merchant apart"
         );

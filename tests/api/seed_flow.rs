@@ -181,7 +181,7 @@ async fn the_return_may_arrive_before_the_notification() {
     // Then the notification arrives: the same fact, so no second event.
     assert_eq!(flow.sim.control().release("JT01", &inv), 1);
     assert!(flow.broker.next(Duration::from_millis(800)).await.is_none(), "one event per fact");
-    assert!(flow.app.invoice("JT01", &inv).await["notifiedAt"].is_string());
+    assert!(flow.app.invoice("JT01", &inv).await["notifiedAt"].is_string(), "the notification is stored");
     assert_eq!(status_of(&flow.browser_returns(&report).await), "succeeded");
     flow.stop().await;
 }

@@ -5,10 +5,10 @@
 #   - jsonschema + PyYAML: validate docs/asyncapi.yaml (scripts/check-asyncapi.py)
 #   - @asyncapi/specs (npm): the official AsyncAPI 3.0.0 JSON Schema
 #
-#   scripts/contract-tools.sh          # -> ~/.cache/pgw-relay/contract-tools
+#   scripts/doc-tools.sh          # -> ~/.cache/pgw-relay/doc-tools
 #
 # Needs python3 (with venv) and npm; reaches PyPI and the npm registry only when something is
-# missing or a pinned version changed. The tests find the tools through PGW_RELAY_CONTRACT_TOOLS
+# missing or a pinned version changed. The tests find the tools through PGW_RELAY_DOC_TOOLS
 # or this default directory.
 set -euo pipefail
 
@@ -17,7 +17,7 @@ JSONSCHEMA_VERSION=4.26.0
 PYYAML_VERSION=6.0.3
 ASYNCAPI_SPECS_VERSION=6.11.1
 
-DIR=${PGW_RELAY_CONTRACT_TOOLS:-${XDG_CACHE_HOME:-$HOME/.cache}/pgw-relay/contract-tools}
+DIR=${PGW_RELAY_DOC_TOOLS:-${XDG_CACHE_HOME:-$HOME/.cache}/pgw-relay/doc-tools}
 STAMP="schemathesis==$SCHEMATHESIS_VERSION jsonschema==$JSONSCHEMA_VERSION pyyaml==$PYYAML_VERSION @asyncapi/specs@$ASYNCAPI_SPECS_VERSION"
 
 if [ -f "$DIR/.installed" ] && [ "$(cat "$DIR/.installed")" = "$STAMP" ] && [ -x "$DIR/bin/st" ]; then
