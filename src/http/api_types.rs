@@ -1,6 +1,5 @@
-//! Typed request and response bodies of the HTTP API: what handlers answer and what the OpenAPI
-//! document (`src/http/openapi.rs`) describes. Handlers that validate field by field to name the
-//! offending field in a `422` still read JSON objects; these types are the documented shape.
+//! Typed request and response bodies of the HTTP API: what handlers read and answer, and what the
+//! OpenAPI document (`src/http/openapi.rs`) describes.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -172,6 +171,10 @@ pub struct PaymentTokenRequest {
     /// Stored-card tokens offered on the payment page.
     #[serde(rename = "customerToken", skip_serializing_if = "Option::is_none")]
     pub customer_token: Option<Vec<String>>,
+    /// The 4.1 spelling of `customerToken`.
+    #[serde(rename = "cardTokens", skip_serializing_if = "Option::is_none")]
+    #[schema(deprecated)]
+    pub card_tokens: Option<Vec<String>>,
     /// `yyyy-MM-dd HH:mm:ss` in the merchant's time zone, in the future: the payment window.
     #[serde(rename = "paymentExpiry", skip_serializing_if = "Option::is_none")]
     #[schema(example = "2026-12-31 23:59:59")]
@@ -185,6 +188,10 @@ pub struct PaymentTokenRequest {
     /// Filled from the merchant's configuration when absent.
     #[serde(rename = "frontendReturnUrl", skip_serializing_if = "Option::is_none")]
     pub frontend_return_url: Option<String>,
+    /// Any other 2C2P Payment Token field, passed to 2C2P as is.
+    #[serde(flatten)]
+    #[schema(ignore)]
+    pub other: serde_json::Map<String, Value>,
 }
 
 /// The answer of `POST /v1/payment-tokens`.

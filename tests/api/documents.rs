@@ -148,3 +148,34 @@ async fn a_query_that_does_not_fit_is_the_documented_json_400() {
     assert_eq!(res.json::<serde_json::Value>().await.unwrap()["error"], "malformed");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn the_typed_token_request_passes_other_2c2p_fields_through() {
+    use crate::helpers::*;
+    use crate::seed_flow::{Flow, CARD_A};
+    use serde_json::json;
+    let flow = Flow::start(Backend::Sqlite, "").await;
+    let inv = invoice_no();
+    let res = flow
+        .app
+        .client
+        .post(format!("{}/v1/payment-tokens", flow.app.internal))
+        .bearer_auth(API_TOKEN)
+        .json(&json!({
+            "invoiceNo": inv, "description": "item 1", "amount": "12.5", "currencyCode": "SGD",
+            "customerToken": [CARD_A], "merchantID": "JT01",
+            "userDefined1": "order-42", "locale": "th", "tokenize": true,
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let sent = flow.sim.control().ledger("JT01", &inv).expect("2C2P got the request");
+    assert_eq!(sent.user_defined[0].as_deref(), Some("order-42"));
+    assert_eq!(sent.locale.as_deref(), Some("th"));
+    assert!(sent.tokenize);
+    assert_eq!(sent.customer_tokens, vec![CARD_A.to_string()]);
+    assert_eq!((sent.amount.minor, sent.amount.currency.as_str()), (1250, "SGD"), "sent at the currency's precision");
+    assert!(sent.backend_return_url.is_some_and(|u| u.ends_with("/2c2p/backend-notification")), "filled from config");
+    flow.stop().await;
+}
