@@ -50,4 +50,7 @@ COPY --from=builder --chown=65532:65532 /out/data /app/data
 USER 65532:65532
 # 8080: public (2C2P-facing /2c2p/*), 9090: internal (/healthz, /readyz, /metrics, /v1/*)
 EXPOSE 8080 9090
+# No curl in a distroless image: the binary asks its own internal listener's /healthz.
+HEALTHCHECK --interval=10s --timeout=5s --start-period=10s --retries=3 \
+    CMD ["/usr/local/bin/pgw-relay", "healthcheck"]
 ENTRYPOINT ["/usr/local/bin/pgw-relay"]

@@ -23,6 +23,9 @@
 #      (promtool)
 #   6. metric names used by alerts and dashboard are ones pgw-relay exports
 #      (scripts/check-metric-names.py against deploy/tests/exported-metrics.prom)
+#   7. compose.yaml: validated against the Compose file schema by `docker-compose
+#      config` (Debian's docker-compose, no engine needed), wired as documented,
+#      and a broken copy is rejected (negative test)
 #
 # Exit status is non-zero if any check failed. CHECK_DEPLOY_VERBOSE=1 lists
 # every individual structural/policy check, not only the failed ones.
@@ -127,13 +130,24 @@ if ! command -v promtool >/dev/null 2>&1 && [ ! -x "$TOOLS_DIR/bin/promtool" ]; 
     fi
 fi
 
-for tool in kubectl promtool kubernetes-validate hadolint; do
+if ! command -v docker-compose >/dev/null 2>&1; then
+    echo "  docker-compose not found: installing Debian's docker-compose package (validates compose.yaml offline)"
+    SUDO=""
+    [ "$(id -u)" -eq 0 ] || SUDO="sudo -n"
+    if ! { $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends docker-compose; } >"$WORK/apt-compose.log" 2>&1; then
+        sed 's/^/       /' "$WORK/apt-compose.log" | tail -20
+        fail "cannot install docker-compose"; exit 1
+    fi
+fi
+
+for tool in kubectl promtool kubernetes-validate hadolint docker-compose; do
     if command -v "$tool" >/dev/null 2>&1; then
         case $tool in
             kubectl) v=$(kubectl version --client 2>/dev/null | tr '\n' ' ') ;;
             promtool) v=$(promtool --version 2>&1 | head -1) ;;
             kubernetes-validate) v="kubernetes-validate $(kubernetes-validate --version 2>&1 | tail -1)" ;;
             hadolint) v=$(hadolint --version 2>&1 | head -1) ;;
+            docker-compose) v=$(docker-compose version --short 2>&1 | head -1) ;;
         esac
         pass "$tool: $v"
     else
@@ -182,6 +196,8 @@ check(any("/usr/local/bin" in l and "pgw-relay" in l and "pgw-sim" in l for l in
       "Dockerfile: both binaries in /usr/local/bin")
 check(any(sorted(l.split()[1:]) == ["8080", "9090"] for l in last if l.startswith("EXPOSE")), "Dockerfile: EXPOSE 8080 9090")
 check(last[-1] == 'ENTRYPOINT ["/usr/local/bin/pgw-relay"]', "Dockerfile: exec-form ENTRYPOINT pgw-relay", last[-1])
+check(any(re.match(r'HEALTHCHECK .*CMD \["/usr/local/bin/pgw-relay", "healthcheck"\]$', l) for l in last),
+      "Dockerfile: HEALTHCHECK runs `pgw-relay healthcheck`")
 secretish = [l for l in lines if re.match(r"(ENV|ARG)\s", l) and re.search(r"SECRET|PASSWORD|TOKEN|KEY|DATABASE__URL|BROKER__URL", l, re.I)]
 check(not secretish, "Dockerfile: no secret in ENV/ARG", secretish)
 ignore = {l.strip() for l in open(".dockerignore") if l.strip() and not l.startswith("#")}
@@ -270,6 +286,19 @@ if "$PY" scripts/check-metric-names.py "$WORK/missing.prom" >/dev/null 2>&1; the
     fail "check-metric-names.py did not report a missing metric"
 else
     pass "check-metric-names.py reports a missing metric (negative test)"
+fi
+
+# ---------------------------------------------------------------------------
+section "compose.yaml"
+# ---------------------------------------------------------------------------
+
+run "docker-compose config: compose.yaml matches the Compose file schema" docker-compose -f compose.yaml config -q
+run "compose.yaml wiring (scripts/check-manifests.py compose)" "$PY" scripts/check-manifests.py compose compose.yaml
+sed 's/retries: 3/retries: three/' compose.yaml >"$WORK/compose.broken.yaml"
+if docker-compose -f "$WORK/compose.broken.yaml" --project-directory "$ROOT" config -q >/dev/null 2>&1; then
+    fail "docker-compose config accepted a broken compose file"
+else
+    pass "docker-compose config rejects a broken compose file (negative test)"
 fi
 
 # ---------------------------------------------------------------------------

@@ -10,6 +10,11 @@ Used by scripts/check-deploy.sh; needs PyYAML (and Python >= 3.11 or the tomli p
       --overlay      also apply the checks that only hold for a deployable
                      overlay (namespace, Prometheus release label, image tag)
 
+  check-manifests.py compose COMPOSE.yaml
+      the local stack is wired as README describes: four services, pgw-relay
+      on the compose profile with PostgreSQL and RabbitMQ, its health check
+      is `pgw-relay healthcheck`
+
   check-manifests.py dashboard DASHBOARD.json --promql-out RULES.yaml
       --promql-out   every panel/variable query as a recording rule (Grafana
                      variables substituted), for `promtool check rules`
@@ -455,6 +460,32 @@ def cmd_dashboard(args):
     return 1 if c.failed else 0
 
 
+def cmd_compose(args):
+    c = Checker("")
+    with open(args.compose, encoding="utf-8") as f:
+        doc = yaml.safe_load(f)
+    s = doc.get("services") or {}
+    c.check(set(s) == {"pgw-relay", "pgw-sim", "rabbitmq", "postgres"},
+            "services are pgw-relay, pgw-sim, rabbitmq, postgres", sorted(s))
+    relay = s.get("pgw-relay") or {}
+    env = relay.get("environment") or {}
+    c.check(get(relay, "healthcheck", "test") == ["CMD", "/usr/local/bin/pgw-relay", "healthcheck"],
+            "pgw-relay health check is `pgw-relay healthcheck`")
+    profile = env.get("PGW_RELAY_ENV")
+    c.check(profile and os.path.exists(f"config/{profile}.toml"), "pgw-relay's PGW_RELAY_ENV profile exists", profile)
+    db, amqp = env.get("PGW_RELAY__DATABASE__URL", ""), env.get("PGW_RELAY__BROKER__URL", "")
+    c.check(db.startswith("postgres://") and "@postgres:" in db, "pgw-relay stores in the postgres service", db)
+    c.check(amqp.startswith("amqp://") and "@rabbitmq:" in amqp, "pgw-relay publishes to the rabbitmq service", amqp)
+    deps = relay.get("depends_on") or {}
+    c.check(all(get(deps, d, "condition") == "service_healthy" for d in ("postgres", "rabbitmq")),
+            "pgw-relay waits for healthy postgres and rabbitmq")
+    c.check("management" in get(s, "rabbitmq", "image", default=""), "RabbitMQ image has the management UI")
+    c.check((get(s, "pgw-sim", "entrypoint", default=[None]) or [None])[0] == "/usr/local/bin/pgw-sim",
+            "pgw-sim runs from the pgw-relay image")
+    print(f"  {c.passed} checks passed, {c.failed} failed")
+    return 1 if c.failed else 0
+
+
 def main():
     ap = argparse.ArgumentParser(description="pgw-relay manifest checks")
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -464,11 +495,13 @@ def main():
     o.add_argument("--rules-out", required=True)
     o.add_argument("--overlay", action="store_true")
     o.add_argument("--label", default="")
+    k = sub.add_parser("compose")
+    k.add_argument("compose")
     d = sub.add_parser("dashboard")
     d.add_argument("dashboard")
     d.add_argument("--promql-out", required=True)
     args = ap.parse_args()
-    return cmd_objects(args) if args.cmd == "objects" else cmd_dashboard(args)
+    return {"objects": cmd_objects, "compose": cmd_compose, "dashboard": cmd_dashboard}[args.cmd](args)
 
 
 if __name__ == "__main__":

@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # The whole test suite: unit and integration tests against real PostgreSQL, RabbitMQ and pgw-sim,
-# plus the offline deployment checks.
+# plus the offline deployment checks. The tools that check the published documents (schemathesis,
+# the AsyncAPI schema) are installed once by scripts/doc-tools.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/services.sh
+PGW_RELAY_DOC_TOOLS=$(scripts/doc-tools.sh)
+export PGW_RELAY_DOC_TOOLS
 cargo test --locked --all-targets
 if [ -x scripts/check-deploy.sh ]; then
   scripts/check-deploy.sh

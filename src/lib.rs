@@ -11,6 +11,7 @@ pub mod config;
 pub mod domain;
 pub mod fuzz_targets;
 pub mod gateway;
+pub mod healthcheck;
 pub mod http;
 pub mod metrics;
 pub mod protocol;

@@ -1,4 +1,5 @@
-//! `pgw-relay`: run the service (no sub-command), apply migrations, or check the configuration.
+//! `pgw-relay`: run the service (no sub-command), apply migrations, check the configuration, or
+//! check that the local instance is healthy.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -32,6 +33,18 @@ enum Command {
         #[arg(long)]
         connect: bool,
     },
+    /// Print the OpenAPI 3.1 document of both listeners (as committed in docs/openapi.json).
+    Openapi,
+    /// Exit 0 when the local instance answers `GET /healthz` on its internal listener (for container
+    /// health checks), 1 otherwise.
+    Healthcheck {
+        /// Ask this address instead of the configured `server.internal_addr`.
+        #[arg(long, value_name = "ADDR")]
+        addr: Option<std::net::SocketAddr>,
+        /// Give up after this long.
+        #[arg(long, default_value = "3s", value_parser = humantime::parse_duration)]
+        timeout: std::time::Duration,
+    },
 }
 
 /// `check-config --connect`: one line per dependency on stderr; exit 1 if any is unreachable.
@@ -63,6 +76,10 @@ fn check_connections(config: &config::Config) -> ExitCode {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(Command::Openapi) = cli.command {
+        print!("{}", pgw_relay::http::openapi::to_json());
+        return ExitCode::SUCCESS;
+    }
     let config = match config::load(&Sources::from_environment(cli.config.clone())) {
         Ok(c) => c,
         Err(e) => {
@@ -70,6 +87,22 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Some(Command::Healthcheck { addr, timeout }) = cli.command {
+        let target = match addr {
+            Some(a) => a,
+            None => match config.settings.server.internal_addr.parse() {
+                Ok(bind) => pgw_relay::healthcheck::local_target(bind),
+                Err(_) => return ExitCode::from(2),
+            },
+        };
+        return match pgw_relay::healthcheck::check(target, timeout) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("pgw-relay: unhealthy: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     if let Some(Command::CheckConfig { connect }) = cli.command {
         let text = serde_json::to_string_pretty(&config::redacted(&config)).unwrap_or_default();
         println!("{text}");

@@ -1,4 +1,4 @@
-//! Prometheus metrics (contract §7), all prefixed `pgw_relay_`, in one registry owned by the
+//! Prometheus metrics (listed in the README), all prefixed `pgw_relay_`, in one registry owned by the
 //! application. Labels never carry invoice numbers or secrets.
 
 use prometheus::{

@@ -1,4 +1,4 @@
-//! Publishing the outbox to RabbitMQ (contract §3): a durable topic exchange, routing key = event
+//! Publishing the outbox to RabbitMQ (docs/events.md): a durable topic exchange, routing key = event
 //! type, CloudEvents JSON bodies, persistent messages published `mandatory` with publisher
 //! confirms. Only a confirm without a return counts as published; everything else stays in the
 //! outbox and is retried with backoff, across broker outages and restarts of the service.

@@ -1,4 +1,6 @@
-//! Payment events: deterministic ids and the CloudEvents 1.0 structured-JSON body (contract §3).
+//! Payment events: deterministic ids and the CloudEvents 1.0 structured-JSON body. The wire format
+//! is described in `docs/events.md`; the JSON Schema of each type's `data` is
+//! `docs/schemas/events/<type>.v<DATA_VERSION>.json`, named by the event's `dataschema`.
 
 use serde_json::{json, Map, Value};
 use uuid::Uuid;
@@ -9,6 +11,16 @@ use crate::domain::state::{AnomalyReason, EventType, Status};
 
 /// Namespace of the v5 event ids (a fixed random UUID; never change it).
 const EVENT_ID_NAMESPACE: Uuid = Uuid::from_u128(0x6a0b_5b1e_93f4_4c1d_9f2e_0c7d_51a4_8e21);
+
+/// The version of the `data` schemas. Raised only for an incompatible change (docs/events.md,
+/// "Versioning"); adding an optional field keeps it.
+pub const DATA_VERSION: u32 = 1;
+
+/// The `dataschema` of an event of this type: `urn:pgw-relay:schema:<type>.v<version>`, the `$id`
+/// of `docs/schemas/events/<type>.v<version>.json`.
+pub fn data_schema(event_type: EventType) -> String {
+    format!("urn:pgw-relay:schema:{}.v{DATA_VERSION}", event_type.as_str())
+}
 
 /// The deterministic id of an event: the same fact learned twice (notification and inquiry) gives
 /// the same id. `fact` is the gateway transaction reference, plus the reason for anomalies.
@@ -99,6 +111,7 @@ pub fn build(facts: &EventFacts<'_>) -> NewEvent {
         "subject": facts.invoice_no,
         "time": time,
         "datacontenttype": "application/json",
+        "dataschema": data_schema(facts.event_type),
         "data": Value::Object(data),
     });
     NewEvent {
@@ -155,6 +168,7 @@ mod tests {
         assert_eq!(v["type"], "payment.expired");
         assert_eq!(v["subject"], "INV1");
         assert_eq!(v["time"], "2023-11-14T22:13:20.000Z");
+        assert_eq!(v["dataschema"], "urn:pgw-relay:schema:payment.expired.v1");
         assert_eq!(v["data"]["amount"]["value"], "230.87");
         assert_eq!(v["data"]["previousStatus"], "pending");
         assert!(v["data"].get("tranRef").is_none());

@@ -3,7 +3,7 @@
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
-/// ISO 4217 exponents of the currencies 2C2P serves (protocol §6.13). IDR follows ISO (2); 2C2P
+/// ISO 4217 exponents of the currencies 2C2P serves (docs/2c2p.md, "Currencies"). IDR follows ISO (2); 2C2P
 /// may require integral IDR amounts, which an integral amount satisfies either way.
 const CURRENCIES: &[(&str, u32)] = &[
     ("AUD", 2),
@@ -113,7 +113,7 @@ impl Money {
         format!("{d:.prec$}", prec = self.exponent as usize)
     }
 
-    /// The contract's JSON form: `{"minor", "currency", "exponent", "value"}`.
+    /// The JSON form used in events and the API (docs/events.md): `{"minor", "currency", "exponent", "value"}`.
     pub fn to_json(&self) -> serde_json::Value {
         serde_json::json!({
             "minor": self.minor,

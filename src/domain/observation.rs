@@ -19,7 +19,7 @@ pub enum Source {
 }
 
 impl Source {
-    /// The contract's spelling (`backend_notification`, `frontend_return`, `inquiry`).
+    /// The spelling used in events and the API (`backend_notification`, `frontend_return`, `inquiry`).
     pub fn as_str(self) -> &'static str {
         match self {
             Source::BackendNotification => "backend_notification",

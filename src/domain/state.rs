@@ -1,4 +1,4 @@
-//! The invoice state machine (contract §3): `pending` → one final state; a final state never goes
+//! The invoice state machine (docs/states.md): `pending` → one final state; a final state never goes
 //! back; a second, different final state is a `conflict` anomaly, never an overwrite.
 
 use serde::{Deserialize, Serialize};
@@ -22,7 +22,7 @@ impl Status {
     pub const ALL: [Status; 5] =
         [Status::Pending, Status::Succeeded, Status::Failed, Status::Cancelled, Status::Expired];
 
-    /// The contract's spelling.
+    /// The spelling used in events and the API.
     pub fn as_str(self) -> &'static str {
         match self {
             Status::Pending => "pending",
@@ -33,7 +33,7 @@ impl Status {
         }
     }
 
-    /// Parses the contract's spelling.
+    /// Parses the spelling used in events and the API.
     pub fn parse(s: &str) -> Option<Status> {
         Status::ALL.into_iter().find(|st| st.as_str() == s)
     }

@@ -9,11 +9,18 @@ use crate::http::AppState;
 use crate::store::{now_ms, ReplaySelector};
 
 /// `GET /healthz`: the process can serve.
+#[utoipa::path(get, path = "/healthz", tag = "internal", summary = "Liveness",
+    responses((status = 200, description = "The process serves.", body = crate::http::api_types::Health)))]
 pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
 }
 
 /// `GET /readyz`: 200 when the store answers; the body also reports broker and outbox.
+#[utoipa::path(get, path = "/readyz", tag = "internal", summary = "Readiness",
+    responses(
+        (status = 200, description = "The store answers (a broker outage shows in the body only).", body = crate::http::api_types::Readiness),
+        (status = 503, description = "The store does not answer, or the instance is draining.", body = crate::http::api_types::Readiness),
+    ))]
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     let store_ok = tokio::time::timeout(std::time::Duration::from_secs(2), state.store.ping())
         .await
@@ -41,6 +48,9 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
 }
 
 /// `GET /metrics`: Prometheus text format. Refreshes the DB-derived gauges first.
+#[utoipa::path(get, path = "/metrics", tag = "internal", summary = "Prometheus metrics",
+    responses((status = 200, description = "Prometheus text exposition; every series is prefixed `pgw_relay_`.",
+        content_type = "text/plain", body = String)))]
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     if let Ok(Ok(counts)) = tokio::time::timeout(std::time::Duration::from_secs(2), state.store.count_by_status()).await
     {
@@ -60,6 +70,18 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
 }
 
 /// `GET /v1/invoices/{merchantID}/{invoiceNo}`: current state and history of one invoice.
+#[utoipa::path(get, path = "/v1/invoices/{merchantID}/{invoiceNo}", tag = "internal", summary = "One invoice: state, history, events",
+    security(("bearer" = [])),
+    params(
+        ("merchantID" = String, Path, description = "The merchant.", example = "JT01"),
+        ("invoiceNo" = String, Path, description = "The invoice number.", example = "INV-1001"),
+    ),
+    responses(
+        (status = 200, description = "The invoice.", body = crate::http::api_types::InvoiceDetail),
+        (status = 401, description = "No valid bearer token.", body = crate::http::api_types::ErrorBody),
+        (status = 404, description = "`not_found`: not known.", body = crate::http::api_types::ErrorBody),
+        (status = 503, description = "`store_unavailable`.", body = crate::http::api_types::ErrorBody),
+    ))]
 pub async fn get_invoice(
     path: web::Path<(String, String)>,
     state: web::Data<AppState>,
@@ -152,6 +174,22 @@ pub struct HistoryQuery {
 
 /// `GET /v1/invoices/{merchantID}/{invoiceNo}/history?limit=&cursor=`: the invoice's history,
 /// oldest first, in pages (`limit` 1–200, default 50; `nextCursor` continues).
+#[utoipa::path(get, path = "/v1/invoices/{merchantID}/{invoiceNo}/history", tag = "internal",
+    summary = "One invoice's history, page by page",
+    security(("bearer" = [])),
+    params(
+        ("merchantID" = String, Path, description = "The merchant.", example = "JT01"),
+        ("invoiceNo" = String, Path, description = "The invoice number.", example = "INV-1001"),
+        ("limit" = Option<i64>, Query, description = "Entries per page, 1 to 200 (default 50)."),
+        ("cursor" = Option<String>, Query, description = "`nextCursor` of the previous page (or from `historyNext`)."),
+    ),
+    responses(
+        (status = 200, description = "One page.", body = crate::http::api_types::HistoryPage),
+        (status = 400, description = "`malformed`: a `limit` out of range or a `cursor` not given out by this API.", body = crate::http::api_types::ErrorBody),
+        (status = 401, description = "No valid bearer token.", body = crate::http::api_types::ErrorBody),
+        (status = 404, description = "`not_found`: not known.", body = crate::http::api_types::ErrorBody),
+        (status = 503, description = "`store_unavailable`.", body = crate::http::api_types::ErrorBody),
+    ))]
 pub async fn get_history(
     path: web::Path<(String, String)>,
     query: web::Query<HistoryQuery>,
@@ -189,6 +227,15 @@ pub struct ReplayRequest {
 }
 
 /// `POST /v1/events/replay`: publish stored events again with their original ids.
+#[utoipa::path(post, path = "/v1/events/replay", tag = "internal", summary = "Publish stored events again (same ids)",
+    security(("bearer" = [])),
+    request_body(content = crate::http::api_types::ReplayRequestBody, content_type = "application/json"),
+    responses(
+        (status = 202, description = "Marked for publishing again.", body = crate::http::api_types::ReplayAccepted),
+        (status = 400, description = "`malformed`: neither an invoice nor a valid time range.", body = crate::http::api_types::ErrorBody),
+        (status = 401, description = "No valid bearer token.", body = crate::http::api_types::ErrorBody),
+        (status = 503, description = "`store_unavailable`.", body = crate::http::api_types::ErrorBody),
+    ))]
 pub async fn replay_events(body: web::Bytes, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let req: ReplayRequest = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad_request("malformed", format!("the body is not a replay request: {e}")))?;

@@ -2,12 +2,14 @@
 //! the `/v1` API behind bearer tokens).
 
 pub mod access_log;
+pub mod api_types;
 pub mod auth;
 pub mod body;
 pub mod error;
 pub mod frontend_return;
 pub mod internal;
 pub mod notification;
+pub mod openapi;
 pub mod payment_tokens;
 pub mod request_deadline;
 pub mod quarantine;
@@ -70,9 +72,11 @@ pub fn public_routes(cfg: &mut actix_web::web::ServiceConfig) {
 /// Routes of the internal listener.
 pub fn internal_routes(cfg: &mut actix_web::web::ServiceConfig) {
     use actix_web::web;
-    cfg.route("/healthz", web::get().to(internal::healthz))
+    cfg.app_data(web::QueryConfig::default().error_handler(query_error))
+        .route("/healthz", web::get().to(internal::healthz))
         .route("/readyz", web::get().to(internal::readyz))
         .route("/metrics", web::get().to(internal::metrics))
+        .route("/openapi.json", web::get().to(openapi::serve))
         .service(
             web::scope("/v1")
                 .wrap(actix_web::middleware::from_fn(auth::require_bearer))
@@ -85,4 +89,9 @@ pub fn internal_routes(cfg: &mut actix_web::web::ServiceConfig) {
                 .route("/quarantine", web::get().to(quarantine::list))
                 .route("/quarantine/{id}/release", web::post().to(quarantine::release)),
         );
+}
+
+/// A query string that does not fit its handler's parameters is the usual JSON `400 malformed`.
+fn query_error(err: actix_web::error::QueryPayloadError, _: &actix_web::HttpRequest) -> actix_web::Error {
+    error::ApiError::bad_request("malformed", format!("the query is not valid: {err}")).into()
 }

@@ -3,22 +3,30 @@
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
 use chrono::{NaiveDateTime, TimeZone};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::config::Merchant;
 use crate::domain::money::{Money, MoneyError};
 use crate::domain::observation::valid_invoice_no;
 use crate::gateway::GatewayError;
+use crate::http::api_types::{AmountInput, PaymentTokenRequest, RegisterInvoiceRequest};
 use crate::http::error::ApiError;
 use crate::http::AppState;
 use crate::store::{now_ms, NewInvoice};
 
-/// Reads a JSON object body.
-fn object(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
-    match serde_json::from_slice::<Value>(body) {
-        Ok(Value::Object(map)) => Ok(map),
-        _ => Err(ApiError::bad_request("malformed", "the body must be a JSON object")),
-    }
+/// Reads the body as the typed request `T`: anything but a JSON object is `400 malformed`; a
+/// missing required field or a field of the wrong type is `422 invalid_request` naming the field.
+fn typed<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    let value = match serde_json::from_slice::<Value>(body) {
+        Ok(v @ Value::Object(_)) => v,
+        _ => return Err(ApiError::bad_request("malformed", "the body must be a JSON object")),
+    };
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        let why = e.into_inner().to_string();
+        let message = if path == "." { why } else { format!("`{path}` {why}") };
+        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", message)
+    })
 }
 
 fn invalid(field: &str, why: &str) -> ApiError {
@@ -26,38 +34,28 @@ fn invalid(field: &str, why: &str) -> ApiError {
 }
 
 /// The merchant named by `merchantID`, or the only configured one when absent.
-fn merchant<'a>(state: &'a AppState, fields: &Map<String, Value>) -> Result<&'a Merchant, ApiError> {
-    match fields.get("merchantID") {
-        Some(Value::String(id)) => {
-            state.config.merchant(id).ok_or_else(|| invalid("merchantID", "is not a configured merchant"))
-        }
-        Some(_) => Err(invalid("merchantID", "must be a string")),
+fn merchant<'a>(state: &'a AppState, id: Option<&str>) -> Result<&'a Merchant, ApiError> {
+    match id {
+        Some(id) => state.config.merchant(id).ok_or_else(|| invalid("merchantID", "is not a configured merchant")),
         None if state.config.merchants.len() == 1 => Ok(&state.config.merchants[0]),
         None => Err(invalid("merchantID", "is required when several merchants are configured")),
     }
 }
 
 /// `invoiceNo`: 1 to 50 characters of letters, digits, `-` and `_`.
-fn invoice_no(fields: &Map<String, Value>) -> Result<String, ApiError> {
-    let Some(Value::String(no)) = fields.get("invoiceNo") else {
-        return Err(invalid("invoiceNo", "is required (a string)"));
-    };
+fn invoice_no(no: &str) -> Result<String, ApiError> {
     let ok = valid_invoice_no(no) && no.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
     if !ok {
         return Err(invalid("invoiceNo", "must be 1 to 50 letters, digits, '-' or '_'"));
     }
-    Ok(no.clone())
+    Ok(no.to_string())
 }
 
 /// `amount` (number or decimal string, major units) in `currencyCode`, at the currency's precision.
-fn amount(fields: &Map<String, Value>) -> Result<Money, ApiError> {
-    let Some(Value::String(currency)) = fields.get("currencyCode") else {
-        return Err(invalid("currencyCode", "is required (ISO 4217 alpha-3)"));
-    };
-    let text = match fields.get("amount") {
-        Some(Value::String(s)) => s.clone(),
-        Some(Value::Number(n)) => n.to_string(),
-        _ => return Err(invalid("amount", "is required (a number or a decimal string)")),
+fn amount(amount: &AmountInput, currency: &str) -> Result<Money, ApiError> {
+    let text = match amount {
+        AmountInput::Text(s) => s.clone(),
+        AmountInput::Number(n) => n.to_string(),
     };
     let money = Money::parse_major(&text, currency).map_err(|e| match e {
         MoneyError::UnknownCurrency(_) => invalid("currencyCode", "is not a supported ISO 4217 currency"),
@@ -69,30 +67,39 @@ fn amount(fields: &Map<String, Value>) -> Result<Money, ApiError> {
     Ok(money)
 }
 
+#[utoipa::path(post, path = "/v1/payment-tokens", tag = "internal", summary = "Create a 2C2P payment token",
+    description = "Validates the fields pgw-relay depends on, fills the return URLs from the merchant's \
+                   configuration, signs, calls 2C2P, and registers the invoice only after 2C2P answered `0000`.",
+    security(("bearer" = [])),
+    request_body(content = crate::http::api_types::PaymentTokenRequest, content_type = "application/json"),
+    responses(
+        (status = 201, description = "Created; send the browser to `webPaymentUrl`.", body = crate::http::api_types::PaymentTokenCreated),
+        (status = 400, description = "`malformed`: not a JSON object.", body = crate::http::api_types::ErrorBody),
+        (status = 401, description = "No valid bearer token.", body = crate::http::api_types::ErrorBody),
+        (status = 422, description = "`invalid_request`: the message names the field.", body = crate::http::api_types::ErrorBody),
+        (status = 502, description = "`gateway_rejected` (with 2C2P's `respCode`, `respDesc`), `gateway_bad_signature`, \
+            `gateway_malformed` or `gateway_unavailable`.", body = crate::http::api_types::ErrorBody),
+        (status = 503, description = "`store_unavailable`.", body = crate::http::api_types::ErrorBody),
+        (status = 504, description = "`gateway_timeout`.", body = crate::http::api_types::ErrorBody),
+    ))]
 /// `POST /v1/payment-tokens`: validate, fill return URLs, sign, call 2C2P, check `respCode`,
 /// register the invoice, answer `201`.
 pub async fn create_payment_token(body: web::Bytes, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let mut fields = object(&body)?;
-    let merchant = merchant(&state, &fields)?;
-    let invoice_no = invoice_no(&fields)?;
-    let money = amount(&fields)?;
-    match fields.get("description") {
-        Some(Value::String(d)) if !d.trim().is_empty() && d.chars().count() <= 250 => {}
-        _ => return Err(invalid("description", "is required (1 to 250 characters)")),
+    let req: PaymentTokenRequest = typed(&body)?;
+    let merchant = merchant(&state, req.merchant_id.as_deref())?;
+    let invoice_no = invoice_no(&req.invoice_no)?;
+    let money = amount(&req.amount, &req.currency_code)?;
+    if req.description.trim().is_empty() || req.description.chars().count() > 250 {
+        return Err(invalid("description", "is required (1 to 250 characters)"));
     }
-    for legacy in ["customerToken", "cardTokens"] {
-        if let Some(tokens) = fields.get(legacy) {
-            let ok = tokens
-                .as_array()
-                .is_some_and(|a| a.iter().all(|t| t.as_str().is_some_and(|s| !s.is_empty() && s.len() <= 255)));
-            if !ok {
-                return Err(invalid(legacy, "must be an array of token strings"));
-            }
+    for (legacy, tokens) in [("customerToken", &req.customer_token), ("cardTokens", &req.card_tokens)] {
+        if tokens.iter().flatten().any(|t| t.is_empty() || t.len() > 255) {
+            return Err(invalid(legacy, "must be an array of token strings"));
         }
     }
-    let expires_at = match fields.get("paymentExpiry") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(s)) => Some(
+    let expires_at = match &req.payment_expiry {
+        None => None,
+        Some(s) => Some(
             NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S")
                 .ok()
                 .and_then(|naive| merchant.timezone.from_local_datetime(&naive).single())
@@ -102,7 +109,10 @@ pub async fn create_payment_token(body: web::Bytes, state: web::Data<AppState>) 
                     invalid("paymentExpiry", "must be a future time as yyyy-MM-dd HH:mm:ss (merchant time zone)")
                 })?,
         ),
-        Some(_) => return Err(invalid("paymentExpiry", "must be a string")),
+    };
+    // The 2C2P request: the caller's fields (unknown ones passed through), normalised.
+    let Ok(Value::Object(mut fields)) = serde_json::to_value(&req) else {
+        return Err(ApiError::bad_request("malformed", "the body must be a JSON object"));
     };
     fields.insert("merchantID".into(), Value::String(merchant.id.clone()));
     fields.insert("invoiceNo".into(), Value::String(invoice_no.clone()));
@@ -117,7 +127,7 @@ pub async fn create_payment_token(body: web::Bytes, state: web::Data<AppState>) 
             }
         }
     }
-    let retry_allowed = fields.get("idempotencyID").and_then(Value::as_str).is_some_and(|s| !s.is_empty());
+    let retry_allowed = req.idempotency_id.as_deref().is_some_and(|s| !s.is_empty());
     let request = Value::Object(fields);
 
     let mut answer = state.gateway.payment_token(merchant, &request).await;
@@ -142,12 +152,12 @@ pub async fn create_payment_token(body: web::Bytes, state: web::Data<AppState>) 
     };
     register(&state, &merchant.id, &invoice_no, money, expires_at, "payment_token").await?;
     tracing::info!(merchant = %merchant.id, invoice = %invoice_no, "payment token created");
-    Ok(HttpResponse::Created().json(serde_json::json!({
-        "webPaymentUrl": web_payment_url,
-        "paymentToken": payment_token,
-        "merchantID": merchant.id,
-        "invoiceNo": invoice_no,
-    })))
+    Ok(HttpResponse::Created().json(crate::http::api_types::PaymentTokenCreated {
+        web_payment_url,
+        payment_token,
+        merchant_id: merchant.id.clone(),
+        invoice_no,
+    }))
 }
 
 /// Registers the invoice for reconciliation; `true` when it was new.
@@ -182,32 +192,55 @@ fn gateway_error(e: &GatewayError) -> ApiError {
 }
 
 /// `POST /v1/invoices`: register an invoice whose token was created elsewhere.
+#[utoipa::path(post, path = "/v1/invoices", tag = "internal", summary = "Register an invoice for reconciliation",
+    security(("bearer" = [])),
+    request_body(content = crate::http::api_types::RegisterInvoiceRequest, content_type = "application/json"),
+    responses(
+        (status = 201, description = "Registered.", body = crate::http::api_types::InvoiceSummary),
+        (status = 200, description = "Already known.", body = crate::http::api_types::InvoiceSummary),
+        (status = 400, description = "`malformed`: not a JSON object.", body = crate::http::api_types::ErrorBody),
+        (status = 401, description = "No valid bearer token.", body = crate::http::api_types::ErrorBody),
+        (status = 422, description = "`invalid_request`: the message names the field.", body = crate::http::api_types::ErrorBody),
+        (status = 503, description = "`store_unavailable`.", body = crate::http::api_types::ErrorBody),
+    ))]
 pub async fn register_invoice(body: web::Bytes, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let fields = object(&body)?;
-    let merchant = merchant(&state, &fields)?;
-    let invoice_no = invoice_no(&fields)?;
-    let money = amount(&fields)?;
-    let expires_at = match fields.get("expiresAt") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(s)) => Some(
+    let req: RegisterInvoiceRequest = typed(&body)?;
+    let merchant = merchant(&state, req.merchant_id.as_deref())?;
+    let invoice_no = invoice_no(&req.invoice_no)?;
+    let money = amount(&req.amount, &req.currency_code)?;
+    let expires_at = match &req.expires_at {
+        None => None,
+        Some(s) => Some(
             chrono::DateTime::parse_from_rfc3339(s)
                 .map_err(|_| invalid("expiresAt", "must be an RFC 3339 time"))?
                 .timestamp_millis(),
         ),
-        Some(_) => return Err(invalid("expiresAt", "must be an RFC 3339 time")),
     };
     let created = register(&state, &merchant.id, &invoice_no, money, expires_at, "registered").await?;
     let inv = state.store.invoice(&merchant.id, &invoice_no).await?.ok_or_else(ApiError::store_unavailable)?;
-    let body = serde_json::json!({
-        "merchantID": inv.merchant_id,
-        "invoiceNo": inv.invoice_no,
-        "status": inv.status,
-        "amount": inv.amount().map(|a| a.to_json()),
-    });
+    let body = crate::http::api_types::InvoiceSummary {
+        status: inv.status()?.into(),
+        amount: inv.amount().as_ref().map(Into::into),
+        merchant_id: inv.merchant_id,
+        invoice_no: inv.invoice_no,
+    };
     Ok(if created { HttpResponse::Created().json(body) } else { HttpResponse::Ok().json(body) })
 }
 
 /// `POST /v1/invoices/{merchantID}/{invoiceNo}/reconcile`: one inquiry now.
+#[utoipa::path(post, path = "/v1/invoices/{merchantID}/{invoiceNo}/reconcile", tag = "internal",
+    summary = "Run one Payment Inquiry now",
+    security(("bearer" = [])),
+    params(
+        ("merchantID" = String, Path, description = "The merchant.", example = "JT01"),
+        ("invoiceNo" = String, Path, description = "The invoice number.", example = "INV-1001"),
+    ),
+    responses(
+        (status = 200, description = "What the inquiry found and did.", body = crate::http::api_types::InquiryReportBody),
+        (status = 401, description = "No valid bearer token.", body = crate::http::api_types::ErrorBody),
+        (status = 404, description = "`not_found`: not known.", body = crate::http::api_types::ErrorBody),
+        (status = 503, description = "`store_unavailable`.", body = crate::http::api_types::ErrorBody),
+    ))]
 pub async fn reconcile_now(
     path: web::Path<(String, String)>,
     state: web::Data<AppState>,

@@ -1,6 +1,6 @@
-//! The browser's return to `frontendReturnUrl` (protocol §1.4): one form field `paymentResponse`
-//! holding base64 JSON. Unsigned, so it is decoded leniently and never trusted as a result; its
-//! text is redacted (`domain::redact`) before it is read.
+//! The browser's return to `frontendReturnUrl` (docs/2c2p.md, "Browser return"): one form field
+//! `paymentResponse` holding base64 JSON. Unsigned, so it is decoded leniently and never trusted as
+//! a result; its text is redacted (`domain::redact`) before it is read.
 
 use base64::Engine;
 use serde::{Deserialize, Serialize};

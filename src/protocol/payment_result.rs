@@ -1,5 +1,5 @@
 //! The transaction result 2C2P sends in a backend notification and answers to a Payment Inquiry
-//! (protocol §3). Lenient by design: both the 4.1 and 4.3 spellings, `amount` as a JSON number or a
+//! (docs/2c2p.md, "Payment result fields"). Lenient by design: both the 4.1 and 4.3 spellings, `amount` as a JSON number or a
 //! string, nulls and unknown fields. Values stay as the gateway sent them; `domain` normalises.
 
 use serde::{Deserialize, Deserializer, Serialize};
@@ -104,7 +104,7 @@ fn scalar_text(json: &str) -> Option<String> {
     Some(json.to_string())
 }
 
-/// The Payment Inquiry request (protocol §4.1).
+/// The Payment Inquiry request (docs/2c2p.md, "Payment Inquiry request").
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct InquiryRequest {
     #[serde(rename = "merchantID")]

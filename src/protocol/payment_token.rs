@@ -1,4 +1,4 @@
-//! Payment Token API (protocol §2): request fields pgw-relay sends and the answer it reads.
+//! Payment Token API (docs/2c2p.md, "Payment Token request"): request fields pgw-relay sends and the answer it reads.
 
 use serde::{Deserialize, Serialize};
 

@@ -1,5 +1,6 @@
-//! The one table that maps 2C2P Payment Response Codes (protocol §5.1, §5.3) to what they mean for
-//! an invoice (contract §3). Codes are always compared as 4-character strings.
+//! The one table that maps 2C2P Payment Response Codes to what they mean for an invoice
+//! (docs/states.md describes it and what each class does). Codes are always compared as
+//! 4-character strings.
 //!
 //! | class | codes |
 //! |---|---|
@@ -105,7 +106,7 @@ mod tests {
     }
 
     #[test]
-    fn the_contract_table() {
+    fn the_documented_table() {
         let cases = [
             ("0000", CodeClass::Succeeded),
             ("4110", CodeClass::Succeeded),

@@ -209,7 +209,7 @@ fn return_url(claims: &HashMap<String, Box<RawValue>>, key: &'static str) -> Res
     }
 }
 
-/// Validates a Payment Token request (protocol §2.1) in 2C2P's order of concerns.
+/// Validates a Payment Token request (docs/2c2p.md, "Payment Token request") in 2C2P's order of concerns.
 fn parse_token_request(
     state: &SimState,
     merchant: &SimMerchant,

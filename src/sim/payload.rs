@@ -81,7 +81,7 @@ impl Serialize for RawObject {
 const USER_DEFINED: [&str; 5] = ["userDefined1", "userDefined2", "userDefined3", "userDefined4", "userDefined5"];
 
 /// The transaction result as 2C2P sends it in a backend notification and answers to a Payment
-/// Inquiry (protocol §3): `amount` as a JSON number, `""` for optional text that does not apply,
+/// Inquiry (docs/2c2p.md, "Payment result fields"): `amount` as a JSON number, `""` for optional text that does not apply,
 /// `null` for `approvalCode` on anything but a success. 4.1 spelling: `cardNo`/`cardToken`.
 pub(crate) fn result_claims(entry: &LedgerEntry, record: &PaymentRecord, spelling: Spelling) -> RawObject {
     let mut o = RawObject::new();

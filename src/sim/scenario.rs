@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Deserializer, Serialize};
 
-/// Which field names a result payload uses (protocol §1.8).
+/// Which field names a result payload uses (4.1 or 4.3 spelling, docs/2c2p.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Spelling {
     /// `cardNo`, `cardToken` (tokens created on `/payment/4.1/…`).

@@ -211,7 +211,7 @@ impl SimState {
 
     // ---- ledger ----
 
-    /// Whether `token` is a valid customer token of `merchant` (protocol §2.3): listed in the
+    /// Whether `token` is a valid customer token of `merchant` (docs/2c2p.md, "Payment Token request"): listed in the
     /// configuration, stored by an earlier `tokenize` payment, or (unless `strict_tokens`) 16 to 20
     /// digits.
     pub fn is_valid_customer_token(&self, merchant: &SimMerchant, token: &str) -> bool {

@@ -29,6 +29,7 @@ use tokio_util::sync::CancellationToken;
 
 const MERCHANT: &str = "JT01";
 
+use crate::event_schema::{assert_valid_event_text, assert_valid_message};
 use crate::helpers::{self, amqp_url, Backend};
 
 fn unique(prefix: &str) -> String {
@@ -104,6 +105,7 @@ async fn events(store: &Store, invoices: &[String]) -> Vec<EventRow> {
     for inv in invoices {
         all.extend(store.events_of(MERCHANT, inv).await.unwrap());
     }
+    all.iter().for_each(|e| assert_valid_event_text(&e.body));
     all
 }
 
@@ -275,12 +277,16 @@ impl TestBroker {
     pub(crate) async fn next(&mut self, within: Duration) -> Option<Message> {
         let consumer = self.consumer.as_mut().expect("bound");
         match tokio::time::timeout(within, consumer.next()).await {
-            Ok(Some(Ok(d))) => Some(Message {
-                routing_key: d.routing_key.to_string(),
-                body: serde_json::from_slice(&d.data).expect("the body is JSON"),
-                properties: d.properties,
-                at: Instant::now(),
-            }),
+            Ok(Some(Ok(d))) => {
+                let message = Message {
+                    routing_key: d.routing_key.to_string(),
+                    body: serde_json::from_slice(&d.data).expect("the body is JSON"),
+                    properties: d.properties,
+                    at: Instant::now(),
+                };
+                assert_valid_message(&message.routing_key, &message.properties, &message.body);
+                Some(message)
+            }
             Ok(Some(Err(e))) => panic!("consumer failed: {e}"),
             Ok(None) | Err(_) => None,
         }

@@ -161,3 +161,28 @@ fn check_config_connect_reports_each_dependency() {
     assert!(err.contains("broker reachable"), "{err}");
     assert!(err.contains("gateway NOT reachable"), "{err}");
 }
+
+/// Runs `pgw-relay healthcheck` with extra arguments and environment; its exit code.
+async fn healthcheck(args: &[&str], env: &[(&str, String)]) -> Option<i32> {
+    let mut cmd = relay();
+    cmd.arg("healthcheck").args(args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    tokio::task::spawn_blocking(move || cmd.output().unwrap().status.code()).await.unwrap()
+}
+
+#[tokio::test]
+async fn healthcheck_exits_zero_only_while_the_instance_answers() {
+    use crate::helpers::{spawn_app, Backend, Options};
+    let app = spawn_app(Options::new(Backend::Sqlite)).await;
+    let internal = app.internal.trim_start_matches("http://").to_string();
+    // The configured internal listener (as in a container), and an explicit address.
+    assert_eq!(healthcheck(&[], &[("PGW_RELAY__SERVER__INTERNAL_ADDR", internal.clone())]).await, Some(0));
+    assert_eq!(healthcheck(&["--addr", &internal], &[]).await, Some(0));
+    // The public listener serves no /healthz.
+    let public = app.public.trim_start_matches("http://").to_string();
+    assert_eq!(healthcheck(&["--addr", &public], &[]).await, Some(1));
+    app.stop().await;
+    assert_eq!(healthcheck(&["--addr", &internal, "--timeout", "1s"], &[]).await, Some(1), "nothing listens");
+}

@@ -310,12 +310,14 @@ impl TestApp {
         metric_value(&self.metrics().await, series)
     }
 
-    /// Stops the service gracefully and waits for it.
+    /// Stops the service gracefully and waits for it, then checks every event it stored against
+    /// the published schemas (docs/schemas/events).
     pub async fn stop(mut self) {
         self.shutdown.cancel();
         if let Some(task) = self.task.take() {
             let _ = tokio::time::timeout(Duration::from_secs(30), task).await;
         }
+        crate::event_schema::assert_stored_events_valid(&self.db_url).await;
     }
 }
 

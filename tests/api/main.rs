@@ -3,7 +3,10 @@
 
 mod broker;
 mod cli;
+mod consumer_example;
 mod deploy_metrics;
+mod documents;
+mod event_schema;
 mod frontend_returns;
 mod helpers;
 mod integrity;

@@ -9,8 +9,8 @@ use serde_json::{json, Value};
 use crate::broker::TestBroker;
 use crate::helpers::*;
 
-const CARD_A: &str = "28052010234224845229";
-const CARD_B: &str = "7305201872122484776";
+pub(crate) const CARD_A: &str = "28052010234224845229";
+pub(crate) const CARD_B: &str = "7305201872122484776";
 
 /// pgw-sim, pgw-relay wired to it (return URLs from config), and a consumer on the relay's exchange.
 pub struct Flow {

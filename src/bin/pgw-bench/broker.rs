@@ -30,7 +30,8 @@ pub struct Received {
     pub receipts: Vec<Receipt>,
     /// Messages of other publishers on the same exchange (other runs, other services).
     pub foreign: usize,
-    /// Messages of this run that break the contract, with the first few reasons.
+    /// Messages of this run that break the documented event format (docs/events.md), with the
+    /// first few reasons.
     pub malformed: usize,
     pub malformed_examples: Vec<String>,
 }
@@ -185,8 +186,9 @@ enum Check {
     Malformed(String),
 }
 
-/// Recognises a message of this run and checks the contract: CloudEvents JSON, `type` equal to
-/// the routing key, AMQP `message_id` equal to the event `id`, a `time`.
+/// Recognises a message of this run and checks the documented event format (docs/events.md):
+/// CloudEvents JSON, `type` equal to the routing key, AMQP `message_id` equal to the event `id`, a
+/// `time`.
 fn check(delivery: &lapin::message::Delivery, prefix: &str) -> Check {
     let Ok(body) = serde_json::from_slice::<serde_json::Value>(&delivery.data) else {
         return Check::Foreign;
