@@ -89,8 +89,50 @@ pub struct NotificationRequest {
 /// The answer to a stored (or already stored) notification.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct NotificationAck {
-    /// `accepted`: stored now; `duplicate`: stored before, nothing new.
-    #[schema(pattern = "^(accepted|duplicate)$", example = "accepted")]
+    /// `accepted`: stored now; `duplicate`: stored before, nothing new; `quarantined`: the store
+    /// refused it permanently, so it is kept for an operator and the gateway need not retry.
+    #[schema(pattern = "^(accepted|duplicate|quarantined)$", example = "accepted")]
+    pub status: String,
+}
+
+/// A verified notification the store refused, kept for an operator.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct QuarantineEntry {
+    pub id: i64,
+    /// What was refused (`backend_notification`).
+    pub kind: String,
+    #[serde(rename = "merchantID")]
+    pub merchant_id: String,
+    #[serde(rename = "invoiceNo")]
+    pub invoice_no: Option<String>,
+    /// The store's error, with its causes.
+    pub error: String,
+    /// RFC 3339.
+    #[serde(rename = "receivedAt")]
+    pub received_at: Option<String>,
+    /// RFC 3339; absent while held.
+    #[serde(rename = "releasedAt")]
+    pub released_at: Option<String>,
+    /// What the release did (`applied:<status>`, `duplicate`).
+    #[serde(rename = "releaseOutcome")]
+    pub release_outcome: Option<String>,
+    /// The JWT as received (card numbers masked; the signature replaced if a claim was masked).
+    pub token: String,
+}
+
+/// `GET /v1/quarantine`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct QuarantineList {
+    pub quarantined: Vec<QuarantineEntry>,
+}
+
+/// `POST /v1/quarantine/{id}/release`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct QuarantineRelease {
+    pub id: i64,
+    /// `applied:<status>` or `duplicate`.
+    pub outcome: String,
+    /// The invoice's state afterwards.
     pub status: String,
 }
 

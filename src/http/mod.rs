@@ -11,8 +11,8 @@ pub mod internal;
 pub mod notification;
 pub mod openapi;
 pub mod payment_tokens;
-pub mod request_deadline;
 pub mod quarantine;
+pub mod request_deadline;
 pub mod request_metrics;
 
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -30,12 +30,13 @@ struct Body {
                    causes before `200`. A duplicate answers `200` and changes nothing.",
     request_body(content = crate::http::api_types::NotificationRequest, content_type = "application/json"),
     responses(
-        (status = 200, description = "Stored (`accepted`) or stored before (`duplicate`).", body = crate::http::api_types::NotificationAck),
+        (status = 200, description = "Stored (`accepted`), stored before (`duplicate`), or refused by the store for good and kept for an operator (`quarantined`).", body = crate::http::api_types::NotificationAck),
         (status = 400, description = "`malformed` body or JWT, or `invalid_notification` claims; nothing stored.", body = crate::http::api_types::ErrorBody),
         (status = 401, description = "`bad_signature`: not verified with a configured merchant's key; nothing stored.", body = crate::http::api_types::ErrorBody),
         (status = 408, description = "`request_timeout`: the body did not arrive in time.", body = crate::http::api_types::ErrorBody),
         (status = 413, description = "`too_large`: over `server.max_body_bytes`.", body = crate::http::api_types::ErrorBody),
-        (status = 503, description = "`store_unavailable`: nothing stored; 2C2P retries.", body = crate::http::api_types::ErrorBody),
+        (status = 503, description = "`store_unavailable`: nothing stored; 2C2P retries (`Retry-After` says when).", body = crate::http::api_types::ErrorBody,
+            headers(("Retry-After" = u32, description = "Seconds to wait before retrying."))),
     )
 )]
 pub async fn backend_notification(

@@ -42,6 +42,8 @@ const INTERNAL_SERVER: &str = "http://localhost:9090";
         crate::http::internal::get_history,
         crate::http::payment_tokens::reconcile_now,
         crate::http::internal::replay_events,
+        crate::http::quarantine::list,
+        crate::http::quarantine::release,
     ),
     components(schemas(ErrorBody, MoneyBody, StatusBody)),
     modifiers(&Listeners),
@@ -180,6 +182,8 @@ mod tests {
             ("/v1/invoices/{merchantID}/{invoiceNo}/history", &["get"]),
             ("/v1/invoices/{merchantID}/{invoiceNo}/reconcile", &["post"]),
             ("/v1/events/replay", &["post"]),
+            ("/v1/quarantine", &["get"]),
+            ("/v1/quarantine/{id}/release", &["post"]),
         ] {
             for m in methods {
                 let op = &paths[path][m];
@@ -193,7 +197,7 @@ mod tests {
             let server = paths[path]["servers"][0]["url"].as_str().unwrap();
             assert_eq!(server == PUBLIC_SERVER, path.starts_with("/2c2p/"), "{path} on its listener");
         }
-        assert_eq!(paths.len(), 12, "no undocumented extra path");
+        assert_eq!(paths.len(), 14, "no undocumented extra path");
         assert_eq!(doc["components"]["securitySchemes"]["bearer"]["scheme"], "bearer");
     }
 }

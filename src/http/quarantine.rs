@@ -36,6 +36,15 @@ fn entry(row: &QuarantineRow) -> serde_json::Value {
 }
 
 /// Lists the notifications held in quarantine, oldest first.
+#[utoipa::path(get, path = "/v1/quarantine", tag = "internal", summary = "Quarantined notifications",
+    security(("bearer" = [])),
+    params(("all" = Option<bool>, Query, description = "Also list released entries.")),
+    responses(
+        (status = 200, description = "Held entries (all entries with `all=true`), oldest first.", body = crate::http::api_types::QuarantineList),
+        (status = 400, description = "`malformed` query.", body = crate::http::api_types::ErrorBody),
+        (status = 401, description = "No valid bearer token.", body = crate::http::api_types::ErrorBody),
+        (status = 503, description = "`store_unavailable`.", body = crate::http::api_types::ErrorBody),
+    ))]
 pub async fn list(query: web::Query<ListQuery>, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let rows = state.store.quarantined(query.all).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "quarantined": rows.iter().map(entry).collect::<Vec<_>>() })))
@@ -44,6 +53,16 @@ pub async fn list(query: web::Query<ListQuery>, state: web::Data<AppState>) -> R
 /// Applies a quarantined notification as if it had just been received (same dedupe key, same
 /// reception time): `200` with what it did, and the entry is released; `409` with the store's
 /// error if it is refused again (the entry stays held).
+#[utoipa::path(post, path = "/v1/quarantine/{id}/release", tag = "internal", summary = "Apply a quarantined notification",
+    security(("bearer" = [])),
+    params(("id" = i64, Path, description = "The entry's id from `GET /v1/quarantine`.")),
+    responses(
+        (status = 200, description = "Applied (or found stored already); the entry is released.", body = crate::http::api_types::QuarantineRelease),
+        (status = 401, description = "No valid bearer token.", body = crate::http::api_types::ErrorBody),
+        (status = 404, description = "`not_found`: no such entry.", body = crate::http::api_types::ErrorBody),
+        (status = 409, description = "`already_released`, `unknown_merchant`, `unreadable` or `still_refused` (the store refused it again; the entry stays held).", body = crate::http::api_types::ErrorBody),
+        (status = 503, description = "`store_unavailable`: retry later.", body = crate::http::api_types::ErrorBody),
+    ))]
 pub async fn release(path: web::Path<i64>, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let id = path.into_inner();
     let row = state
