@@ -39,10 +39,10 @@ impl MaskedPan {
     /// Masks every card number in `raw` (see [`redact`]), and `raw` as a whole when it is 12 or
     /// more digits with spaces or dashes only.
     pub fn new(raw: &str) -> MaskedPan {
-        let redacted = redact::text(raw);
-        let raw = redacted.as_ref();
         let digits: Vec<char> = raw.chars().filter(|c| c.is_ascii_digit()).collect();
         let looks_full = raw.chars().all(|c| c.is_ascii_digit() || c == ' ' || c == '-') && digits.len() >= 12;
+        let redacted = redact::text(raw);
+        let raw = redacted.as_ref();
         if looks_full {
             let n = digits.len();
             let first: String = digits[..6].iter().collect();
