@@ -6,7 +6,8 @@
 //!   Unicode decimal digits (full-width `４`, Arabic-Indic, …) and may be grouped by up to three
 //!   separator characters (whitespace including tab, `-`, `.`, `/`, `_` and their full-width or
 //!   typographic forms); a run of digits with no separator is never split, so a 20-digit customer
-//!   token is not a card number. It is replaced by its first six digits, `X`s and its last four
+//!   token is not a card number. A number spanning several groups may start or end inside one
+//!   (`9 4111 1111 1111 1111`). It is replaced by its first six digits, `X`s and its last four
 //!   (ASCII): `4111.1111.1111.1111` → `411111XXXXXX1111`.
 //! - Control characters other than tab and newline (`\0`, `\r`, escape, C1 controls) are removed.
 //! - Both are applied until nothing changes, so redaction is idempotent.
@@ -126,30 +127,10 @@ fn mask_once(s: &str) -> Option<String> {
         chains.push(current);
     }
 
-    // In each chain, the longest card number starting at each group, left to right.
     let mut spans: Vec<(usize, usize, String)> = Vec::new();
     for chain in &chains {
-        let mut i = 0;
-        while i < chain.len() {
-            let mut found = None;
-            let mut digits: Vec<u8> = Vec::new();
-            for (j, group) in chain.iter().enumerate().skip(i) {
-                digits.extend_from_slice(&group.digits);
-                if digits.len() > MAX_DIGITS {
-                    break;
-                }
-                if digits.len() >= MIN_DIGITS && luhn(&digits) {
-                    found = Some((j, mask_digits(&digits)));
-                }
-            }
-            match found {
-                Some((j, masked)) => {
-                    spans.push((chain[i].start, chain[j].end, masked));
-                    i = j + 1;
-                }
-                None => i += 1,
-            }
-        }
+        let whole = whole_groups(chain);
+        spans.extend(if whole.is_empty() { across_groups(s, chain) } else { whole });
     }
     if spans.is_empty() {
         return None;
@@ -163,6 +144,72 @@ fn mask_once(s: &str) -> Option<String> {
     }
     out.push_str(&s[copied..]);
     Some(out)
+}
+
+/// In a chain, left to right, the longest card number made of whole groups starting at each group.
+fn whole_groups(chain: &[Group]) -> Vec<(usize, usize, String)> {
+    let mut spans = Vec::new();
+    let mut i = 0;
+    while i < chain.len() {
+        let mut found = None;
+        let mut digits: Vec<u8> = Vec::new();
+        for (j, group) in chain.iter().enumerate().skip(i) {
+            digits.extend_from_slice(&group.digits);
+            if digits.len() > MAX_DIGITS {
+                break;
+            }
+            if digits.len() >= MIN_DIGITS && luhn(&digits) {
+                found = Some((j, mask_digits(&digits)));
+            }
+        }
+        match found {
+            Some((j, masked)) => {
+                spans.push((chain[i].start, chain[j].end, masked));
+                i = j + 1;
+            }
+            None => i += 1,
+        }
+    }
+    spans
+}
+
+/// In a chain with no whole-group card number, left to right, the longest card number starting
+/// at each digit that spans several groups (`9 4111 1111 1111 1111`: a digit glued to a formatted
+/// number must not hide it). A single group is never split.
+fn across_groups(s: &str, chain: &[Group]) -> Vec<(usize, usize, String)> {
+    // Every digit of the chain: (group index, byte start, byte end, value).
+    let mut digits: Vec<(usize, usize, usize, u8)> = Vec::new();
+    for (g, group) in chain.iter().enumerate() {
+        let mut at = group.start;
+        for (c, &d) in s[group.start..group.end].chars().zip(&group.digits) {
+            digits.push((g, at, at + c.len_utf8(), d));
+            at += c.len_utf8();
+        }
+    }
+    let mut spans = Vec::new();
+    let mut i = 0;
+    while i < digits.len() {
+        let mut found = None;
+        for len in (MIN_DIGITS..=MAX_DIGITS).rev() {
+            let last = i + len - 1;
+            if last >= digits.len() || digits[i].0 == digits[last].0 {
+                continue;
+            }
+            let values: Vec<u8> = digits[i..=last].iter().map(|d| d.3).collect();
+            if luhn(&values) {
+                found = Some((last, mask_digits(&values)));
+                break;
+            }
+        }
+        match found {
+            Some((last, masked)) => {
+                spans.push((digits[i].1, digits[last].2, masked));
+                i = last + 1;
+            }
+            None => i += 1,
+        }
+    }
+    spans
 }
 
 /// `s` with every card number masked, applied until nothing changes.
@@ -291,6 +338,17 @@ mod tests {
         ];
         for (raw, masked) in cases {
             assert_eq!(text(raw), masked, "{raw:?}");
+        }
+    }
+
+    #[test]
+    fn a_digit_glued_to_a_formatted_number_does_not_hide_it() {
+        // Found by fuzzing.
+        for raw in ["card ４4111.1111.1111.1111/1230", "94111 1111 1111 1111", "4111 1111 1111 11119"] {
+            let masked = text(raw);
+            let digits: String = masked.chars().filter_map(digit_value).map(|d| char::from(b'0' + d)).collect();
+            assert!(!digits.contains("4111111111111111"), "{raw:?} -> {masked:?}");
+            assert!(masked.contains('X'), "{raw:?} -> {masked:?}");
         }
     }
 
