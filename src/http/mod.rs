@@ -73,6 +73,7 @@ pub fn public_routes(cfg: &mut actix_web::web::ServiceConfig) {
 pub fn internal_routes(cfg: &mut actix_web::web::ServiceConfig) {
     use actix_web::web;
     cfg.app_data(web::QueryConfig::default().error_handler(query_error))
+        .app_data(web::PathConfig::default().error_handler(path_error))
         .route("/healthz", web::get().to(internal::healthz))
         .route("/readyz", web::get().to(internal::readyz))
         .route("/metrics", web::get().to(internal::metrics))
@@ -89,6 +90,12 @@ pub fn internal_routes(cfg: &mut actix_web::web::ServiceConfig) {
                 .route("/quarantine", web::get().to(quarantine::list))
                 .route("/quarantine/{id}/release", web::post().to(quarantine::release)),
         );
+}
+
+/// A path segment that does not fit its handler's parameter (an id out of range) names nothing that
+/// exists: the usual JSON `404 not_found`.
+fn path_error(err: actix_web::error::PathError, _: &actix_web::HttpRequest) -> actix_web::Error {
+    error::ApiError::not_found(format!("no such resource: {err}")).into()
 }
 
 /// A query string that does not fit its handler's parameters is the usual JSON `400 malformed`.

@@ -146,6 +146,17 @@ async fn a_query_that_does_not_fit_is_the_documented_json_400() {
     assert_eq!(res.status(), 400);
     assert!(res.headers()["content-type"].to_str().unwrap().starts_with("application/json"));
     assert_eq!(res.json::<serde_json::Value>().await.unwrap()["error"], "malformed");
+    // Found by schemathesis: a path id beyond i64 names nothing; the documented JSON 404.
+    let res = app
+        .client
+        .post(format!("{}/v1/quarantine/9223372036854775808/release", app.internal))
+        .bearer_auth(API_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 404);
+    assert!(res.headers()["content-type"].to_str().unwrap().starts_with("application/json"));
+    assert_eq!(res.json::<serde_json::Value>().await.unwrap()["error"], "not_found");
     app.stop().await;
 }
 
