@@ -43,6 +43,8 @@ pub struct Settings {
     pub frontend_return: FrontendReturnSettings,
     pub internal_api: InternalApiSettings,
     #[serde(default)]
+    pub retention: RetentionSettings,
+    #[serde(default)]
     pub merchants: Vec<MerchantSettings>,
 }
 
@@ -106,7 +108,62 @@ pub struct BrokerSettings {
     pub poll_interval: Duration,
     #[serde(with = "humantime_serde_compat")]
     pub claim_lease: Duration,
+    /// Type of `default_queue`: quorum (replicated, the default) or classic.
+    #[serde(default)]
+    pub default_queue_type: QueueType,
+    /// Exchange that messages consumers reject from `default_queue` go to (`""`: none); a queue
+    /// `<default_queue>.dead` is bound to it.
+    #[serde(default)]
+    pub dead_letter_exchange: String,
 }
+
+/// RabbitMQ queue type of the default queue.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum QueueType {
+    #[default]
+    Quorum,
+    Classic,
+}
+
+impl QueueType {
+    /// The `x-queue-type` argument.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            QueueType::Quorum => "quorum",
+            QueueType::Classic => "classic",
+        }
+    }
+}
+
+/// `[retention]`: deleting settled invoices, their history and events after a while.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default)]
+pub struct RetentionSettings {
+    /// Prune in the background every `interval`.
+    pub enabled: bool,
+    /// Settled invoices unchanged for this long go.
+    #[serde(with = "humantime_serde_compat")]
+    pub older_than: Duration,
+    #[serde(with = "humantime_serde_compat")]
+    pub interval: Duration,
+    /// Invoices deleted per transaction.
+    pub batch: u32,
+}
+
+impl Default for RetentionSettings {
+    fn default() -> Self {
+        RetentionSettings {
+            enabled: false,
+            older_than: Duration::from_secs(90 * 86_400),
+            interval: Duration::from_secs(3600),
+            batch: 1000,
+        }
+    }
+}
+
+/// Shortest retention allowed: settled invoices younger than this are never pruned.
+pub const MIN_RETENTION: Duration = Duration::from_secs(3600);
 
 /// `[gateway]`: where 2C2P (or pgw-sim) is.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -175,6 +232,33 @@ pub struct InternalApiSettings {
     pub tokens: Vec<SecretString>,
     #[serde(default)]
     pub tokens_file: Option<PathBuf>,
+    /// Tokens with a name, which is logged with every change they ask for.
+    #[serde(default)]
+    pub named_tokens: Vec<NamedTokenSettings>,
+}
+
+/// `[[internal_api.named_tokens]]`: `name` and `token` or `token_file`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct NamedTokenSettings {
+    pub name: String,
+    #[serde(default)]
+    pub token: Option<SecretString>,
+    #[serde(default)]
+    pub token_file: Option<PathBuf>,
+}
+
+/// An internal API bearer token and the name logged for what it asks.
+#[derive(Clone)]
+pub struct InternalToken {
+    /// The configured name; unnamed tokens are `tokens[i]` or `tokens_file[i]`.
+    pub name: String,
+    pub token: SecretString,
+}
+
+impl fmt::Debug for InternalToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("InternalToken").field("name", &self.name).finish_non_exhaustive()
+    }
 }
 
 /// `[[merchants]]`: one 2C2P merchant account.
@@ -230,7 +314,7 @@ impl fmt::Debug for Merchant {
 pub struct Config {
     pub settings: Settings,
     pub merchants: Vec<Merchant>,
-    pub internal_tokens: Vec<SecretString>,
+    pub internal_tokens: Vec<InternalToken>,
 }
 
 impl Config {
@@ -418,18 +502,65 @@ pub fn resolve(settings: Settings) -> Result<Config, ConfigError> {
         });
     }
 
-    let mut internal_tokens: Vec<SecretString> =
-        settings.internal_api.tokens.iter().filter(|t| !t.expose_secret().is_empty()).cloned().collect();
-    if let Some(path) = &settings.internal_api.tokens_file {
-        let text = read_secret_file("internal_api.tokens_file", path)?;
-        internal_tokens
-            .extend(text.lines().map(str::trim).filter(|l| !l.is_empty()).map(|l| SecretString::from(l.to_string())));
+    let internal_tokens = internal_tokens(&settings.internal_api)?;
+    let ret = &settings.retention;
+    if ret.older_than < MIN_RETENTION {
+        return Err(ConfigError::invalid("retention.older_than", "must be at least 1h"));
     }
-    if internal_tokens.iter().any(|t| t.expose_secret().len() < 8) {
-        return Err(ConfigError::invalid("internal_api.tokens", "every token must be at least 8 characters"));
+    if ret.batch == 0 || ret.batch > 100_000 {
+        return Err(ConfigError::invalid("retention.batch", "must be 1 to 100000"));
+    }
+    if ret.interval < Duration::from_secs(1) {
+        return Err(ConfigError::invalid("retention.interval", "must be at least 1s"));
+    }
+    if settings.broker.dead_letter_exchange == settings.broker.exchange {
+        return Err(ConfigError::invalid("broker.dead_letter_exchange", "must differ from broker.exchange"));
+    }
+    if !settings.broker.dead_letter_exchange.is_empty() && settings.broker.default_queue.is_empty() {
+        return Err(ConfigError::invalid("broker.dead_letter_exchange", "needs broker.default_queue"));
     }
 
     Ok(Config { settings, merchants, internal_tokens })
+}
+
+/// Every internal API token with its name: unnamed ones from `tokens` and `tokens_file`, then
+/// `named_tokens`. Names are unique; tokens are at least 8 characters.
+fn internal_tokens(api: &InternalApiSettings) -> Result<Vec<InternalToken>, ConfigError> {
+    let mut out: Vec<InternalToken> = api
+        .tokens
+        .iter()
+        .filter(|t| !t.expose_secret().is_empty())
+        .enumerate()
+        .map(|(i, t)| InternalToken { name: format!("tokens[{i}]"), token: t.clone() })
+        .collect();
+    if let Some(path) = &api.tokens_file {
+        let text = read_secret_file("internal_api.tokens_file", path)?;
+        out.extend(text.lines().map(str::trim).filter(|l| !l.is_empty()).enumerate().map(|(i, l)| InternalToken {
+            name: format!("tokens_file[{i}]"),
+            token: SecretString::from(l.to_string()),
+        }));
+    }
+    if out.iter().any(|t| t.token.expose_secret().len() < 8) {
+        return Err(ConfigError::invalid("internal_api.tokens", "every token must be at least 8 characters"));
+    }
+    let mut names = HashSet::new();
+    for (i, t) in api.named_tokens.iter().enumerate() {
+        let key = |field: &str| format!("internal_api.named_tokens[{i}].{field}");
+        let valid = |c: char| c.is_ascii_alphanumeric() || "-_.@".contains(c);
+        if t.name.is_empty() || t.name.len() > 64 || !t.name.chars().all(valid) {
+            return Err(ConfigError::invalid(key("name"), "must be 1 to 64 of A-Z a-z 0-9 - _ . @"));
+        }
+        if !names.insert(t.name.clone()) {
+            return Err(ConfigError::invalid(key("name"), format!("{} is configured twice", t.name)));
+        }
+        let token = secret_from(&key("token"), t.token.as_ref(), t.token_file.as_deref())?
+            .ok_or_else(|| ConfigError::invalid(key("token"), "token or token_file is required"))?;
+        if token.expose_secret().len() < 8 {
+            return Err(ConfigError::invalid(key("token"), "must be at least 8 characters"));
+        }
+        out.push(InternalToken { name: t.name.clone(), token });
+    }
+    Ok(out)
 }
 
 fn validate_addr(key: &str, value: &str) -> Result<(), ConfigError> {
@@ -509,11 +640,17 @@ pub fn redacted(config: &Config) -> serde_json::Value {
             "connection_name": s.broker.connection_name,
             "operation_timeout": humantime::format_duration(s.broker.operation_timeout).to_string(),
             "publish_batch": s.broker.publish_batch,
+            "default_queue_type": s.broker.default_queue_type,
+            "dead_letter_exchange": s.broker.dead_letter_exchange,
         },
+        "retention": s.retention,
         "gateway": s.gateway,
         "reconcile": s.reconcile,
         "frontend_return": s.frontend_return,
-        "internal_api": { "tokens": config.internal_tokens.iter().map(|_| "[redacted]").collect::<Vec<_>>() },
+        "internal_api": {
+            "tokens": config.internal_tokens.iter().map(|t| serde_json::json!({"name": t.name, "token": "[redacted]"}))
+                .collect::<Vec<_>>(),
+        },
         "merchants": config.merchants.iter().map(|m| serde_json::json!({
             "id": m.id,
             "secret_key": "[redacted]",

@@ -14,6 +14,7 @@ pub mod http;
 pub mod metrics;
 pub mod protocol;
 pub mod reconcile;
+pub mod retention;
 pub mod sim;
 pub mod startup;
 pub mod store;
