@@ -737,4 +737,66 @@ mod tests {
         let err = load(&src).unwrap_err();
         assert!(err.to_string().contains("merchants[0].secret_key"), "{err}");
     }
+
+    #[test]
+    fn named_tokens_are_read_from_files_and_only_their_names_are_shown() {
+        let dir = tempfile::tempdir().unwrap();
+        let token_path = dir.path().join("oncall");
+        std::fs::write(&token_path, "oncall-token-from-file\n").unwrap();
+        let file = dir.path().join("t.toml");
+        std::fs::write(
+            &file,
+            format!(
+                "[internal_api]\ntokens = [\"plain-token-123\"]\n[[internal_api.named_tokens]]\nname = \"oncall\"\n\
+                 token_file = \"{}\"\n[[internal_api.named_tokens]]\nname = \"billing-job\"\ntoken = \"billing-token-456\"\n",
+                token_path.display()
+            ),
+        )
+        .unwrap();
+        let mut src = sources();
+        src.files.push(file);
+        let cfg = load(&src).unwrap();
+        let names: Vec<&str> = cfg.internal_tokens.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(names, ["tokens[0]", "oncall", "billing-job"]);
+        assert_eq!(cfg.internal_tokens[1].token.expose_secret(), "oncall-token-from-file");
+        let shown = format!("{} {:?}", redacted(&cfg), cfg.internal_tokens);
+        for secret in ["plain-token-123", "oncall-token-from-file", "billing-token-456"] {
+            assert!(!shown.contains(secret), "{shown}");
+        }
+    }
+
+    #[test]
+    fn bad_named_tokens_and_retention_values_name_the_key() {
+        let cases = [
+            ("[[internal_api.named_tokens]]\nname = \"a b\"\ntoken = \"long-enough-token\"\n", "named_tokens[0].name"),
+            ("[[internal_api.named_tokens]]\nname = \"x\"\ntoken = \"short\"\n", "named_tokens[0].token"),
+            ("[[internal_api.named_tokens]]\nname = \"x\"\n", "named_tokens[0].token"),
+            (
+                "[[internal_api.named_tokens]]\nname = \"x\"\ntoken = \"long-enough-1\"\n\
+                 [[internal_api.named_tokens]]\nname = \"x\"\ntoken = \"long-enough-2\"\n",
+                "named_tokens[1].name",
+            ),
+            ("[retention]\nolder_than = \"10m\"\n", "retention.older_than"),
+            ("[retention]\nbatch = 0\n", "retention.batch"),
+            ("[broker]\ndead_letter_exchange = \"pgw.payments\"\n", "broker.dead_letter_exchange"),
+        ];
+        for (toml, key) in cases {
+            let dir = tempfile::tempdir().unwrap();
+            let file = dir.path().join("c.toml");
+            std::fs::write(&file, toml).unwrap();
+            let mut src = sources();
+            src.files.push(file);
+            let err = load(&src).unwrap_err();
+            assert!(err.to_string().contains(key), "{toml}: {err}");
+        }
+    }
+
+    #[test]
+    fn retention_and_queue_defaults() {
+        let cfg = load(&sources()).unwrap();
+        assert!(!cfg.settings.retention.enabled);
+        assert_eq!(cfg.settings.retention.older_than, Duration::from_secs(90 * 86_400));
+        assert_eq!(cfg.settings.broker.default_queue_type, QueueType::Quorum);
+        assert!(cfg.settings.broker.dead_letter_exchange.is_empty());
+    }
 }

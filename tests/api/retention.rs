@@ -195,3 +195,38 @@ fn prune_refuses_a_cut_off_under_an_hour() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("at least 1h"));
 }
+
+#[tokio::test]
+async fn background_retention_prunes_old_settled_invoices_and_counts_them() {
+    for backend in BACKENDS {
+        let exchange = test_exchange();
+        let mut broker = TestBroker::new(&exchange).await;
+        broker.bind().await;
+        let mut opts = Options::new(backend);
+        opts.exchange = Some(exchange);
+        opts.extra_toml = "[retention]\nenabled = true\nolder_than = \"1h\"\ninterval = \"1s\"\nbatch = 10\n".into();
+        let app = spawn_app(opts).await;
+        let (old, fresh) = (invoice_no(), invoice_no());
+        settle(&app, &old).await;
+        settle(&app, &fresh).await;
+        let url = app.db_url.clone();
+        let until = Instant::now() + Duration::from_secs(15);
+        while scalar(backend, &url, "SELECT COUNT(*) FROM events WHERE published_at IS NULL").await > 0 {
+            assert!(Instant::now() < until, "events were not published");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let two_hours = 2 * 3_600_000;
+        let sql = format!("UPDATE invoices SET updated_at = updated_at - {two_hours} WHERE invoice_no = '{old}'");
+        assert_eq!(execute(backend, &url, &sql).await, 1);
+        let until = Instant::now() + Duration::from_secs(15);
+        while app.get_invoice("JT01", &old).await.status() != 404 {
+            assert!(Instant::now() < until, "{backend:?}: the old invoice was not pruned");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        assert_eq!(app.invoice("JT01", &fresh).await["status"], "succeeded");
+        assert_eq!(app.metric("pgw_relay_retention_deleted_total{table=\"invoices\"}").await, 1.0, "{backend:?}");
+        assert_eq!(app.metric("pgw_relay_retention_deleted_total{table=\"events\"}").await, 1.0, "{backend:?}");
+        app.stop().await;
+        broker.cleanup(&[]).await;
+    }
+}
