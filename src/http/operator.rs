@@ -157,6 +157,10 @@ pub async fn list_events(req: HttpRequest, state: web::Data<AppState>) -> Result
             }
         }
     }
+    if f.invoice_no.is_some() && f.merchant_id.is_none() {
+        // Invoice numbers are per merchant, and the index on events starts with the merchant.
+        return Err(invalid("merchantID", "is required with invoiceNo"));
+    }
     let page = f.limit;
     f.limit = page + 1;
     let mut rows = state.store.list_events(f).await?;

@@ -111,6 +111,7 @@ async fn invalid_list_parameters_get_400_naming_the_parameter() {
         ("/v1/events?published=maybe", "published"),
         ("/v1/events?cursor=-4", "cursor"),
         ("/v1/events?invoiceNo=", "invoiceNo"),
+        ("/v1/events?invoiceNo=INV1", "merchantID"),
     ];
     for (path, param) in cases {
         let (status, err) = get(&app, path).await;
@@ -148,7 +149,7 @@ async fn parked_events_are_listed_counted_and_replayed_one_by_one() {
         let inv = invoice_no();
         settle(&app, &inv).await;
 
-        let path = format!("/v1/events?invoiceNo={inv}&published=false");
+        let path = format!("/v1/events?merchantID=JT01&invoiceNo={inv}&published=false");
         eventually("the event to be parked", Duration::from_secs(15), || async {
             let (_, page) = get(&app, &path).await;
             page["items"][0]["parked"] == true
