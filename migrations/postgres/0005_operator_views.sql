@@ -17,6 +17,10 @@ CREATE TABLE gauge_deltas (
     name  TEXT   NOT NULL,
     delta BIGINT NOT NULL
 );
+-- Rows live for about a second, and reading the gauges scans this table: vacuum it after every
+-- 10,000 folded rows instead of after a fraction of its (tiny) size, so dead rows never pile up.
+ALTER TABLE gauge_deltas SET (autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 10000,
+    autovacuum_vacuum_insert_scale_factor = 0, autovacuum_vacuum_insert_threshold = 10000);
 
 CREATE FUNCTION pgw_invoices_count() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
