@@ -46,6 +46,8 @@ pub struct Settings {
     pub frontend_return: FrontendReturnSettings,
     pub internal_api: InternalApiSettings,
     #[serde(default)]
+    pub retention: RetentionSettings,
+    #[serde(default)]
     pub merchants: Vec<MerchantSettings>,
 }
 
@@ -111,7 +113,62 @@ pub struct BrokerSettings {
     pub poll_interval: Duration,
     #[serde(with = "humantime_serde_compat")]
     pub claim_lease: Duration,
+    /// Type of `default_queue`: quorum (replicated, the default) or classic.
+    #[serde(default)]
+    pub default_queue_type: QueueType,
+    /// Exchange that messages consumers reject from `default_queue` go to (`""`: none); a queue
+    /// `<default_queue>.dead` is bound to it.
+    #[serde(default)]
+    pub dead_letter_exchange: String,
 }
+
+/// RabbitMQ queue type of the default queue.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum QueueType {
+    #[default]
+    Quorum,
+    Classic,
+}
+
+impl QueueType {
+    /// The `x-queue-type` argument.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            QueueType::Quorum => "quorum",
+            QueueType::Classic => "classic",
+        }
+    }
+}
+
+/// `[retention]`: deleting settled invoices, their history and events after a while.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default)]
+pub struct RetentionSettings {
+    /// Prune in the background every `interval`.
+    pub enabled: bool,
+    /// Settled invoices unchanged for this long go.
+    #[serde(with = "humantime_serde_compat")]
+    pub older_than: Duration,
+    #[serde(with = "humantime_serde_compat")]
+    pub interval: Duration,
+    /// Invoices deleted per transaction.
+    pub batch: u32,
+}
+
+impl Default for RetentionSettings {
+    fn default() -> Self {
+        RetentionSettings {
+            enabled: false,
+            older_than: Duration::from_secs(90 * 86_400),
+            interval: Duration::from_secs(3600),
+            batch: 1000,
+        }
+    }
+}
+
+/// Shortest retention allowed: settled invoices younger than this are never pruned.
+pub const MIN_RETENTION: Duration = Duration::from_secs(3600);
 
 /// `[gateway]`: where 2C2P (or pgw-sim) is.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -180,6 +237,33 @@ pub struct InternalApiSettings {
     pub tokens: Vec<SecretString>,
     #[serde(default)]
     pub tokens_file: Option<PathBuf>,
+    /// Tokens with a name, which is logged with every change they ask for.
+    #[serde(default)]
+    pub named_tokens: Vec<NamedTokenSettings>,
+}
+
+/// `[[internal_api.named_tokens]]`: `name` and `token` or `token_file`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct NamedTokenSettings {
+    pub name: String,
+    #[serde(default, serialize_with = "show_secret")]
+    pub token: Option<SecretString>,
+    #[serde(default)]
+    pub token_file: Option<PathBuf>,
+}
+
+/// An internal API bearer token and the name logged for what it asks.
+#[derive(Clone)]
+pub struct InternalToken {
+    /// The configured name; unnamed tokens are `tokens[i]` or `tokens_file[i]`.
+    pub name: String,
+    pub token: SecretString,
+}
+
+impl fmt::Debug for InternalToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("InternalToken").field("name", &self.name).finish_non_exhaustive()
+    }
 }
 
 /// `[[merchants]]`: one 2C2P merchant account.
@@ -235,7 +319,7 @@ impl fmt::Debug for Merchant {
 pub struct Config {
     pub settings: Settings,
     pub merchants: Vec<Merchant>,
-    pub internal_tokens: Vec<SecretString>,
+    pub internal_tokens: Vec<InternalToken>,
 }
 
 impl Config {
@@ -535,18 +619,65 @@ pub fn resolve(settings: Settings) -> Result<Config, ConfigError> {
         });
     }
 
-    let mut internal_tokens: Vec<SecretString> =
-        settings.internal_api.tokens.iter().filter(|t| !t.expose_secret().is_empty()).cloned().collect();
-    if let Some(path) = &settings.internal_api.tokens_file {
-        let text = read_secret_file("internal_api.tokens_file", path)?;
-        internal_tokens
-            .extend(text.lines().map(str::trim).filter(|l| !l.is_empty()).map(|l| SecretString::from(l.to_string())));
+    let internal_tokens = internal_tokens(&settings.internal_api)?;
+    let ret = &settings.retention;
+    if ret.older_than < MIN_RETENTION {
+        return Err(ConfigError::invalid("retention.older_than", "must be at least 1h"));
     }
-    if internal_tokens.iter().any(|t| t.expose_secret().len() < 8) {
-        return Err(ConfigError::invalid("internal_api.tokens", "every token must be at least 8 characters"));
+    if ret.batch == 0 || ret.batch > 100_000 {
+        return Err(ConfigError::invalid("retention.batch", "must be 1 to 100000"));
+    }
+    if ret.interval < Duration::from_secs(1) {
+        return Err(ConfigError::invalid("retention.interval", "must be at least 1s"));
+    }
+    if settings.broker.dead_letter_exchange == settings.broker.exchange {
+        return Err(ConfigError::invalid("broker.dead_letter_exchange", "must differ from broker.exchange"));
+    }
+    if !settings.broker.dead_letter_exchange.is_empty() && settings.broker.default_queue.is_empty() {
+        return Err(ConfigError::invalid("broker.dead_letter_exchange", "needs broker.default_queue"));
     }
 
     Ok(Config { settings, merchants, internal_tokens })
+}
+
+/// Every internal API token with its name: unnamed ones from `tokens` and `tokens_file`, then
+/// `named_tokens`. Names are unique; tokens are at least 8 characters.
+fn internal_tokens(api: &InternalApiSettings) -> Result<Vec<InternalToken>, ConfigError> {
+    let mut out: Vec<InternalToken> = api
+        .tokens
+        .iter()
+        .filter(|t| !t.expose_secret().is_empty())
+        .enumerate()
+        .map(|(i, t)| InternalToken { name: format!("tokens[{i}]"), token: t.clone() })
+        .collect();
+    if let Some(path) = &api.tokens_file {
+        let text = read_secret_file("internal_api.tokens_file", path)?;
+        out.extend(text.lines().map(str::trim).filter(|l| !l.is_empty()).enumerate().map(|(i, l)| InternalToken {
+            name: format!("tokens_file[{i}]"),
+            token: SecretString::from(l.to_string()),
+        }));
+    }
+    if out.iter().any(|t| t.token.expose_secret().len() < 8) {
+        return Err(ConfigError::invalid("internal_api.tokens", "every token must be at least 8 characters"));
+    }
+    let mut names = HashSet::new();
+    for (i, t) in api.named_tokens.iter().enumerate() {
+        let key = |field: &str| format!("internal_api.named_tokens[{i}].{field}");
+        let valid = |c: char| c.is_ascii_alphanumeric() || "-_.@".contains(c);
+        if t.name.is_empty() || t.name.len() > 64 || !t.name.chars().all(valid) {
+            return Err(ConfigError::invalid(key("name"), "must be 1 to 64 of A-Z a-z 0-9 - _ . @"));
+        }
+        if !names.insert(t.name.clone()) {
+            return Err(ConfigError::invalid(key("name"), format!("{} is configured twice", t.name)));
+        }
+        let token = secret_from(&key("token"), t.token.as_ref(), t.token_file.as_deref())?
+            .ok_or_else(|| ConfigError::invalid(key("token"), "token or token_file is required"))?;
+        if token.expose_secret().len() < 8 {
+            return Err(ConfigError::invalid(key("token"), "must be at least 8 characters"));
+        }
+        out.push(InternalToken { name: t.name.clone(), token });
+    }
+    Ok(out)
 }
 
 fn validate_addr(key: &str, value: &str) -> Result<(), ConfigError> {
@@ -611,8 +742,12 @@ mod humantime_serde_compat {
 /// (from `tokens_file` too) and each merchant shows whether a (previous) key is set.
 pub fn redacted(config: &Config) -> serde_json::Value {
     let mut shown = serde_json::to_value(&config.settings).unwrap_or_default();
-    shown["internal_api"]["tokens"] =
-        serde_json::json!(config.internal_tokens.iter().map(|_| "[redacted]").collect::<Vec<_>>());
+    // Every token by the name it is logged under; never the token.
+    shown["internal_api"]["tokens"] = serde_json::json!(config
+        .internal_tokens
+        .iter()
+        .map(|t| serde_json::json!({"name": t.name, "token": "[redacted]"}))
+        .collect::<Vec<_>>());
     if let Some(merchants) = shown["merchants"].as_array_mut() {
         for (shown, m) in merchants.iter_mut().zip(&config.merchants) {
             shown["secret_key"] = serde_json::json!("[redacted]");
@@ -782,5 +917,67 @@ mod tests {
         src.files.push(file);
         let err = load(&src).unwrap_err();
         assert!(err.to_string().contains("merchants[0].secret_key"), "{err}");
+    }
+
+    #[test]
+    fn named_tokens_are_read_from_files_and_only_their_names_are_shown() {
+        let dir = tempfile::tempdir().unwrap();
+        let token_path = dir.path().join("oncall");
+        std::fs::write(&token_path, "oncall-token-from-file\n").unwrap();
+        let file = dir.path().join("t.toml");
+        std::fs::write(
+            &file,
+            format!(
+                "[internal_api]\ntokens = [\"plain-token-123\"]\n[[internal_api.named_tokens]]\nname = \"oncall\"\n\
+                 token_file = \"{}\"\n[[internal_api.named_tokens]]\nname = \"billing-job\"\ntoken = \"billing-token-456\"\n",
+                token_path.display()
+            ),
+        )
+        .unwrap();
+        let mut src = sources();
+        src.files.push(file);
+        let cfg = load(&src).unwrap();
+        let names: Vec<&str> = cfg.internal_tokens.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(names, ["tokens[0]", "oncall", "billing-job"]);
+        assert_eq!(cfg.internal_tokens[1].token.expose_secret(), "oncall-token-from-file");
+        let shown = format!("{} {:?}", redacted(&cfg), cfg.internal_tokens);
+        for secret in ["plain-token-123", "oncall-token-from-file", "billing-token-456"] {
+            assert!(!shown.contains(secret), "{shown}");
+        }
+    }
+
+    #[test]
+    fn bad_named_tokens_and_retention_values_name_the_key() {
+        let cases = [
+            ("[[internal_api.named_tokens]]\nname = \"a b\"\ntoken = \"long-enough-token\"\n", "named_tokens[0].name"),
+            ("[[internal_api.named_tokens]]\nname = \"x\"\ntoken = \"short\"\n", "named_tokens[0].token"),
+            ("[[internal_api.named_tokens]]\nname = \"x\"\n", "named_tokens[0].token"),
+            (
+                "[[internal_api.named_tokens]]\nname = \"x\"\ntoken = \"long-enough-1\"\n\
+                 [[internal_api.named_tokens]]\nname = \"x\"\ntoken = \"long-enough-2\"\n",
+                "named_tokens[1].name",
+            ),
+            ("[retention]\nolder_than = \"10m\"\n", "retention.older_than"),
+            ("[retention]\nbatch = 0\n", "retention.batch"),
+            ("[broker]\ndead_letter_exchange = \"pgw.payments\"\n", "broker.dead_letter_exchange"),
+        ];
+        for (toml, key) in cases {
+            let dir = tempfile::tempdir().unwrap();
+            let file = dir.path().join("c.toml");
+            std::fs::write(&file, toml).unwrap();
+            let mut src = sources();
+            src.files.push(file);
+            let err = load(&src).unwrap_err();
+            assert!(err.to_string().contains(key), "{toml}: {err}");
+        }
+    }
+
+    #[test]
+    fn retention_and_queue_defaults() {
+        let cfg = load(&sources()).unwrap();
+        assert!(!cfg.settings.retention.enabled);
+        assert_eq!(cfg.settings.retention.older_than, Duration::from_secs(90 * 86_400));
+        assert_eq!(cfg.settings.broker.default_queue_type, QueueType::Quorum);
+        assert!(cfg.settings.broker.dead_letter_exchange.is_empty());
     }
 }

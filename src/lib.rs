@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod protocol;
 pub mod reachability;
 pub mod reconcile;
+pub mod retention;
 pub mod sim;
 pub mod startup;
 pub mod store;

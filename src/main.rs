@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand};
 use pgw_relay::config::{self, Sources};
 use pgw_relay::startup::{shutdown_signal, Application};
 use pgw_relay::store::Store;
-use pgw_relay::telemetry;
+use pgw_relay::{retention, telemetry};
 
 /// The 2C2P PGW relay: verified notifications in, payment events out.
 #[derive(Parser)]
@@ -45,6 +45,19 @@ enum Command {
         #[arg(long, default_value = "3s", value_parser = humantime::parse_duration)]
         timeout: std::time::Duration,
     },
+    /// Delete settled invoices (with their history and events) unchanged for longer than
+    /// `--older-than`; never pending ones, ones under review or with unpublished events.
+    Prune {
+        /// Age of the last change, e.g. 90d (at least 1h).
+        #[arg(long, value_parser = parse_age)]
+        older_than: std::time::Duration,
+        /// Count what would be deleted, delete nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Invoices deleted per transaction.
+        #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+        batch: u32,
+    },
 }
 
 /// `check-config --connect`: one line per dependency on stderr; exit 1 if any is unreachable.
@@ -72,6 +85,15 @@ fn check_connections(config: &config::Config) -> ExitCode {
     } else {
         ExitCode::FAILURE
     }
+}
+
+/// `prune --older-than`: an age of at least an hour.
+fn parse_age(text: &str) -> Result<std::time::Duration, String> {
+    let d = humantime::parse_duration(text).map_err(|e| format!("`{text}` is not a duration such as 90d ({e})"))?;
+    if d < config::MIN_RETENTION {
+        return Err("must be at least 1h".to_string());
+    }
+    Ok(d)
 }
 
 fn main() -> ExitCode {
@@ -119,6 +141,22 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async move {
         match cli.command {
+            Some(Command::Prune { older_than, dry_run, batch }) => {
+                let store = Store::connect(&config.settings.database).await?;
+                if config.settings.database.migrate_on_start {
+                    store.migrate().await?;
+                }
+                let stop = tokio_util::sync::CancellationToken::new();
+                let on_signal = stop.clone();
+                tokio::spawn(async move {
+                    shutdown_signal().await;
+                    on_signal.cancel();
+                });
+                let report = retention::prune(&store, older_than, batch, dry_run, None, &stop).await?;
+                tracing::info!(dry_run, ?report, "prune finished");
+                println!("{}", serde_json::to_string(&report).unwrap_or_default());
+                Ok(())
+            }
             Some(Command::Migrate) => {
                 let store = Store::connect(&config.settings.database).await?;
                 store.migrate().await?;

@@ -26,6 +26,12 @@ pub struct Metrics {
     pub broker_reconnects: IntCounter,
     pub outbox_backlog: IntGauge,
     pub outbox_oldest_age_seconds: IntGauge,
+    /// Unpublished events whose last attempt failed (returned, nacked, timed out).
+    pub outbox_parked: IntGauge,
+    /// Scrapes that served the previous store gauges because the store did not answer in time.
+    pub store_gauge_errors: IntCounter,
+    /// Rows deleted by retention, by `table` = invoices|history|events.
+    pub retention_deleted: IntCounterVec,
     /// `result` = the code class of the answer, or request_error|transport_error.
     pub inquiries: IntCounterVec,
     pub inquiry_duration: Histogram,
@@ -101,6 +107,27 @@ impl Metrics {
             },
             outbox_backlog: gauge("outbox_backlog", "Events stored but not yet confirmed by the broker."),
             outbox_oldest_age_seconds: gauge("outbox_oldest_age_seconds", "Age of the oldest unpublished event."),
+            outbox_parked: gauge(
+                "outbox_parked",
+                "Unpublished events whose last publish attempt failed (returned, nacked, timed out).",
+            ),
+            store_gauge_errors: {
+                let c = IntCounter::with_opts(
+                    Opts::new(
+                        "store_gauge_errors_total",
+                        "Scrapes that could not read the store's gauges in time (previous values served).",
+                    )
+                    .namespace(NS),
+                )
+                .expect("valid metric");
+                registry.register(Box::new(c.clone())).expect("unique metric");
+                c
+            },
+            retention_deleted: counter_vec(
+                "retention_deleted_total",
+                "Rows deleted by retention, by table.",
+                &["table"],
+            ),
             inquiries: counter_vec("inquiries_total", "Payment Inquiry calls, by result.", &["result"]),
             inquiry_duration: histogram("inquiry_duration_seconds", "Payment Inquiry round-trip time."),
             gateway_errors: counter_vec(
@@ -219,6 +246,9 @@ impl Metrics {
         }
         for outcome in ["accepted", "malformed", "rate_limited", "unknown_merchant"] {
             m.notifications_received.with_label_values(&["frontend", outcome]);
+        }
+        for table in ["invoices", "history", "events"] {
+            m.retention_deleted.with_label_values(&[table]);
         }
         for outcome in ["final", "not_final", "timed_out", "not_waited"] {
             m.frontend_return_wait.with_label_values(&[outcome]);

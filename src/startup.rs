@@ -82,6 +82,11 @@ impl Application {
         if settings.reconcile.enabled {
             background.push(tokio::spawn(reconciler.run(shutdown.child_token())));
         }
+        if settings.retention.enabled {
+            let (store, metrics) = (state.store.clone(), state.metrics.clone());
+            let task = crate::retention::run(store, settings.retention.clone(), metrics, shutdown.child_token());
+            background.push(tokio::spawn(task));
+        }
 
         let public_listener = bind("server.public_addr", &settings.server.public_addr)?;
         let internal_listener = bind("server.internal_addr", &settings.server.internal_addr)?;

@@ -369,16 +369,18 @@ impl OutboxRelay {
         ))
     }
 
-    /// Sets `outbox_backlog` and `outbox_oldest_age_seconds`, at most once a second.
+    /// Sets `outbox_backlog`, `outbox_parked` and `outbox_oldest_age_seconds`, at most once a second.
     async fn refresh_gauges(&mut self, force: bool) {
         if !force && self.gauges_at.is_some_and(|t| t.elapsed() < GAUGE_INTERVAL) {
             return;
         }
         self.gauges_at = Some(Instant::now());
-        match self.store.outbox_stats().await {
-            Ok(stats) => {
-                self.metrics.outbox_backlog.set(stats.backlog);
-                let age = stats.oldest_created_at_ms.map(|t| (now_ms() - t).max(0) / 1000).unwrap_or(0);
+        // Also folds the gauge deltas writers appended (PostgreSQL), so scrapes stay cheap.
+        match self.store.gauges().await {
+            Ok(g) => {
+                self.metrics.outbox_backlog.set(g.outbox_backlog);
+                self.metrics.outbox_parked.set(g.outbox_parked);
+                let age = g.oldest_unpublished_at.map(|t| (now_ms() - t).max(0) / 1000).unwrap_or(0);
                 self.metrics.outbox_oldest_age_seconds.set(age);
             }
             Err(e) => tracing::debug!(error = %e, "cannot read outbox stats"),

@@ -425,6 +425,9 @@ pub struct ReplayRequestBody {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(format = DateTime)]
     pub to: Option<String>,
+    /// Range replays only: count the events that would be marked, change nothing.
+    #[serde(rename = "dryRun", default, skip_serializing_if = "std::ops::Not::not")]
+    pub dry_run: bool,
 }
 
 /// The answer of `POST /v1/events/replay`.
@@ -432,4 +435,101 @@ pub struct ReplayRequestBody {
 pub struct ReplayAccepted {
     /// Events marked for publishing again.
     pub requeued: u64,
+}
+
+/// `POST /v1/events/replay` with `dryRun`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ReplayDryRun {
+    #[serde(rename = "dryRun")]
+    pub dry_run: bool,
+    /// Events the replay would mark for publishing again.
+    #[serde(rename = "wouldRequeue")]
+    pub would_requeue: u64,
+}
+
+/// One item of `GET /v1/invoices`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct InvoiceListItem {
+    #[serde(rename = "merchantID")]
+    pub merchant_id: String,
+    #[serde(rename = "invoiceNo")]
+    pub invoice_no: String,
+    /// `pending`, `succeeded`, `failed`, `cancelled` or `expired`.
+    pub status: String,
+    /// Null for an invoice known only from a browser return.
+    pub amount: Option<MoneyBody>,
+    #[serde(rename = "respCode")]
+    pub resp_code: Option<String>,
+    /// How the relay learned of it.
+    pub origin: String,
+    pub trusted: bool,
+    #[serde(rename = "needsReview")]
+    pub needs_review: bool,
+    pub sequence: i64,
+    /// RFC 3339; null when no inquiry is scheduled.
+    #[serde(rename = "nextInquiryAt")]
+    pub next_inquiry_at: Option<String>,
+    #[serde(rename = "inquiryAttempts")]
+    pub inquiry_attempts: i64,
+    /// RFC 3339.
+    #[serde(rename = "createdAt")]
+    pub created_at: String,
+    /// RFC 3339.
+    #[serde(rename = "updatedAt")]
+    pub updated_at: String,
+    /// The full invoice document.
+    pub href: String,
+}
+
+/// `GET /v1/invoices`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct InvoicePage {
+    /// Newest first.
+    pub items: Vec<InvoiceListItem>,
+    /// Pass as `cursor` for the next page; null on the last page.
+    #[serde(rename = "nextCursor")]
+    pub next_cursor: Option<String>,
+}
+
+/// One outbox row of `GET /v1/events`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct OutboxEvent {
+    /// The CloudEvent id (= AMQP `message_id`).
+    pub id: String,
+    #[serde(rename = "outboxSeq")]
+    pub outbox_seq: i64,
+    #[serde(rename = "type")]
+    pub event_type: String,
+    #[serde(rename = "merchantID")]
+    pub merchant_id: String,
+    #[serde(rename = "invoiceNo")]
+    pub invoice_no: String,
+    /// `data.sequence` of the event.
+    pub sequence: i64,
+    /// RFC 3339.
+    #[serde(rename = "createdAt")]
+    pub created_at: String,
+    /// RFC 3339; null while not confirmed by the broker.
+    #[serde(rename = "publishedAt")]
+    pub published_at: Option<String>,
+    /// Publish attempts so far.
+    pub attempts: i64,
+    /// Why the last attempt failed (returned, nacked, timed out, broker error).
+    #[serde(rename = "lastError")]
+    pub last_error: Option<String>,
+    /// Unpublished with a failed attempt behind it.
+    pub parked: bool,
+    /// RFC 3339; null once published.
+    #[serde(rename = "nextAttemptAt")]
+    pub next_attempt_at: Option<String>,
+}
+
+/// `GET /v1/events`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct EventPage {
+    /// Newest first.
+    pub items: Vec<OutboxEvent>,
+    /// Pass as `cursor` for the next page; null on the last page.
+    #[serde(rename = "nextCursor")]
+    pub next_cursor: Option<String>,
 }

@@ -15,23 +15,25 @@ pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
 }
 
-/// `GET /readyz`: 200 when the store answers; the body also reports broker and outbox.
+/// Longest a scrape or readiness probe waits for the store.
+const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// `GET /readyz`: 200 when the store answers; the body also reports broker and outbox. Reads a
+/// few rows whatever the size of the tables, each store call bounded by a timeout.
 #[utoipa::path(get, path = "/readyz", tag = "internal", summary = "Readiness",
     responses(
         (status = 200, description = "The store answers (a broker outage shows in the body only).", body = crate::http::api_types::Readiness),
         (status = 503, description = "The store does not answer, or the instance is draining.", body = crate::http::api_types::Readiness),
     ))]
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
-    let store_ok = tokio::time::timeout(std::time::Duration::from_secs(2), state.store.ping())
-        .await
-        .map(|r| r.is_ok())
-        .unwrap_or(false);
-    let outbox = match state.store.outbox_stats().await {
-        Ok(s) => serde_json::json!({
-            "backlog": s.backlog,
-            "oldestAgeSeconds": s.oldest_created_at_ms.map(|t| (now_ms() - t).max(0) / 1000),
+    let store_ok = tokio::time::timeout(PROBE_TIMEOUT, state.store.ping()).await.map(|r| r.is_ok()).unwrap_or(false);
+    let outbox = match tokio::time::timeout(PROBE_TIMEOUT, state.store.gauges()).await {
+        Ok(Ok(g)) => serde_json::json!({
+            "backlog": g.outbox_backlog,
+            "parked": g.outbox_parked,
+            "oldestAgeSeconds": g.oldest_unpublished_at.map(|t| (now_ms() - t).max(0) / 1000),
         }),
-        Err(_) => serde_json::Value::Null,
+        _ => serde_json::Value::Null,
     };
     let ready = store_ok && !state.is_draining();
     let body = serde_json::json!({
@@ -47,24 +49,27 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     }
 }
 
-/// `GET /metrics`: Prometheus text format. Refreshes the DB-derived gauges first.
+/// `GET /metrics`: Prometheus text format. Refreshes the store-derived gauges first from counts
+/// kept in the store (a few rows, not a scan), within a timeout; on a timeout or store error the
+/// previous values are served and `pgw_relay_store_gauge_errors_total` counts it.
 #[utoipa::path(get, path = "/metrics", tag = "internal", summary = "Prometheus metrics",
     responses((status = 200, description = "Prometheus text exposition; every series is prefixed `pgw_relay_`.",
         content_type = "text/plain", body = String)))]
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
-    if let Ok(Ok(counts)) = tokio::time::timeout(std::time::Duration::from_secs(2), state.store.count_by_status()).await
-    {
-        for status in crate::domain::state::Status::ALL {
-            let n = counts.iter().find(|(s, _)| s == status.as_str()).map(|(_, n)| *n).unwrap_or(0);
-            state.metrics.invoices.with_label_values(&[status.as_str()]).set(n);
+    match tokio::time::timeout(PROBE_TIMEOUT, state.store.gauges()).await {
+        Ok(Ok(g)) => {
+            for status in crate::domain::state::Status::ALL {
+                let n = g.invoices.iter().find(|(s, _)| s == status.as_str()).map(|(_, n)| *n).unwrap_or(0);
+                state.metrics.invoices.with_label_values(&[status.as_str()]).set(n);
+            }
+            state.metrics.outbox_backlog.set(g.outbox_backlog);
+            state.metrics.outbox_parked.set(g.outbox_parked);
+            state
+                .metrics
+                .outbox_oldest_age_seconds
+                .set(g.oldest_unpublished_at.map(|t| (now_ms() - t).max(0) / 1000).unwrap_or(0));
         }
-    }
-    if let Ok(stats) = state.store.outbox_stats().await {
-        state.metrics.outbox_backlog.set(stats.backlog);
-        state
-            .metrics
-            .outbox_oldest_age_seconds
-            .set(stats.oldest_created_at_ms.map(|t| (now_ms() - t).max(0) / 1000).unwrap_or(0));
+        Ok(Err(_)) | Err(_) => state.metrics.store_gauge_errors.inc(),
     }
     HttpResponse::Ok().content_type("text/plain; version=0.0.4; charset=utf-8").body(state.metrics.render())
 }
@@ -224,6 +229,9 @@ pub struct ReplayRequest {
     invoice_no: Option<String>,
     from: Option<String>,
     to: Option<String>,
+    /// Count what would be requeued, change nothing.
+    #[serde(rename = "dryRun", default)]
+    dry_run: bool,
 }
 
 /// `POST /v1/events/replay`: publish stored events again with their original ids.
@@ -232,11 +240,16 @@ pub struct ReplayRequest {
     request_body(content = crate::http::api_types::ReplayRequestBody, content_type = "application/json"),
     responses(
         (status = 202, description = "Marked for publishing again.", body = crate::http::api_types::ReplayAccepted),
+        (status = 200, description = "`dryRun`: how many events would be marked, nothing changed.", body = crate::http::api_types::ReplayDryRun),
         (status = 400, description = "`malformed`: neither an invoice nor a valid time range.", body = crate::http::api_types::ErrorBody),
         (status = 401, description = "No valid bearer token.", body = crate::http::api_types::ErrorBody),
         (status = 503, description = "`store_unavailable`.", body = crate::http::api_types::ErrorBody),
     ))]
-pub async fn replay_events(body: web::Bytes, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+pub async fn replay_events(
+    http: actix_web::HttpRequest,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
     let req: ReplayRequest = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad_request("malformed", format!("the body is not a replay request: {e}")))?;
     let parse = |field: &str, v: &str| {
@@ -260,7 +273,12 @@ pub async fn replay_events(body: web::Bytes, state: web::Data<AppState>) -> Resu
             ))
         }
     };
+    if req.dry_run {
+        let count = state.store.count_replay(selector).await?;
+        return Ok(HttpResponse::Ok().json(serde_json::json!({ "dryRun": true, "wouldRequeue": count })));
+    }
     let count = state.store.replay(selector).await?;
     state.outbox_wake.notify_one();
+    tracing::info!(token = %crate::http::auth::token_of(&http), requeued = count, "events replay requested");
     Ok(HttpResponse::Accepted().json(serde_json::json!({ "requeued": count })))
 }

@@ -10,6 +10,7 @@ pub mod frontend_return;
 pub mod internal;
 pub mod notification;
 pub mod openapi;
+pub mod operator;
 pub mod payment_tokens;
 pub mod quarantine;
 pub mod request_deadline;
@@ -83,6 +84,9 @@ pub fn internal_routes(cfg: &mut actix_web::web::ServiceConfig) {
                 .wrap(actix_web::middleware::from_fn(auth::require_bearer))
                 .route("/payment-tokens", web::post().to(payment_tokens::create_payment_token))
                 .route("/invoices", web::post().to(payment_tokens::register_invoice))
+                .route("/invoices", web::get().to(operator::list_invoices))
+                .route("/events", web::get().to(operator::list_events))
+                .route("/events/{event_id}/replay", web::post().to(operator::replay_event))
                 .route("/invoices/{merchant_id}/{invoice_no}", web::get().to(internal::get_invoice))
                 .route("/invoices/{merchant_id}/{invoice_no}/history", web::get().to(internal::get_history))
                 .route("/invoices/{merchant_id}/{invoice_no}/reconcile", web::post().to(payment_tokens::reconcile_now))

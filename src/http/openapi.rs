@@ -44,6 +44,9 @@ const INTERNAL_SERVER: &str = "http://localhost:9090";
         crate::http::internal::replay_events,
         crate::http::quarantine::list,
         crate::http::quarantine::release,
+        crate::http::operator::list_invoices,
+        crate::http::operator::list_events,
+        crate::http::operator::replay_event,
     ),
     components(schemas(ErrorBody, MoneyBody, StatusBody)),
     modifiers(&Listeners),
@@ -177,7 +180,9 @@ mod tests {
             ("/metrics", &["get"]),
             ("/openapi.json", &["get"]),
             ("/v1/payment-tokens", &["post"]),
-            ("/v1/invoices", &["post"]),
+            ("/v1/invoices", &["post", "get"]),
+            ("/v1/events", &["get"]),
+            ("/v1/events/{id}/replay", &["post"]),
             ("/v1/invoices/{merchantID}/{invoiceNo}", &["get"]),
             ("/v1/invoices/{merchantID}/{invoiceNo}/history", &["get"]),
             ("/v1/invoices/{merchantID}/{invoiceNo}/reconcile", &["post"]),
@@ -197,7 +202,7 @@ mod tests {
             let server = paths[path]["servers"][0]["url"].as_str().unwrap();
             assert_eq!(server == PUBLIC_SERVER, path.starts_with("/2c2p/"), "{path} on its listener");
         }
-        assert_eq!(paths.len(), 14, "no undocumented extra path");
+        assert_eq!(paths.len(), 16, "no undocumented extra path");
         assert_eq!(doc["components"]["securitySchemes"]["bearer"]["scheme"], "bearer");
     }
 }

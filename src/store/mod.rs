@@ -3,8 +3,10 @@
 //! (`ops.rs`, written once against the connection interface in `sql.rs`) so they behave the
 //! same; the test suite runs on both.
 
+mod operator;
 mod ops;
 mod postgres;
+mod retention;
 mod rows;
 mod sql;
 mod sqlite;
@@ -19,6 +21,8 @@ use crate::domain::money::Money;
 use crate::domain::observation::Observation;
 use crate::domain::state::{AnomalyReason, Decision, Status};
 
+pub use operator::{EventFilter, Gauges, InvoiceFilter, InvoiceKey};
+pub use retention::Pruned;
 pub use rows::{EventRow, HistoryRow, InvoiceRow, QuarantineRow};
 
 /// The error underneath a [`StoreError`], kept for its message and source chain.
@@ -390,9 +394,47 @@ impl Store {
         write!(self, |c, _now| ops::release_events(c, &seqs, &error))
     }
 
-    /// Unpublished events: how many, and the oldest's creation time.
+    /// Unpublished events: how many, and the oldest's creation time (from the kept gauges).
     pub async fn outbox_stats(&self) -> Result<OutboxStats, StoreError> {
-        read!(self, |c| ops::outbox_stats(c))
+        let g = self.gauges().await?;
+        Ok(OutboxStats { backlog: g.outbox_backlog, oldest_created_at_ms: g.oldest_unpublished_at })
+    }
+
+    /// The gauges kept in the store; a few rows, however large the tables are.
+    pub async fn gauges(&self) -> Result<Gauges, StoreError> {
+        read!(self, |c| operator::gauges(c))
+    }
+
+    /// A page of invoices, newest first.
+    pub async fn list_invoices(&self, filter: InvoiceFilter) -> Result<Vec<InvoiceRow>, StoreError> {
+        read!(self, |c| operator::list_invoices(c, &filter))
+    }
+
+    /// A page of outbox rows, newest first.
+    pub async fn list_events(&self, filter: EventFilter) -> Result<Vec<EventRow>, StoreError> {
+        read!(self, |c| operator::list_events(c, &filter))
+    }
+
+    /// Publishes one event again: `None` when unknown, `Some(false)` when it is not published yet.
+    pub async fn replay_event(&self, event_id: &str) -> Result<Option<bool>, StoreError> {
+        let event_id = event_id.to_owned();
+        write!(self, |c, _now| operator::replay_event(c, &event_id))
+    }
+
+    /// How many events a replay would requeue.
+    pub async fn count_replay(&self, selector: ReplaySelector) -> Result<u64, StoreError> {
+        read!(self, |c| ops::count_replay(c, &selector))
+    }
+
+    /// Settled invoices last changed before `before_ms` that a prune would delete now.
+    pub async fn count_prunable(&self, before_ms: i64) -> Result<u64, StoreError> {
+        read!(self, |c| retention::count_prunable(c, before_ms))
+    }
+
+    /// Deletes one batch (at most `limit`) of settled invoices last changed before `before_ms`,
+    /// with their history and events; see `retention.rs` for what is never deleted.
+    pub async fn prune_settled(&self, before_ms: i64, limit: i64) -> Result<Pruned, StoreError> {
+        write!(self, |c, _now| retention::prune_settled(c, before_ms, limit))
     }
 
     /// Marks the selected events unpublished so the relay sends them again with their ids.
@@ -498,11 +540,6 @@ impl Store {
     /// Marks a quarantined notification released; `false` when it was not held.
     pub async fn release_quarantined(&self, id: i64, outcome: String) -> Result<bool, StoreError> {
         write!(self, |c, now| ops::release_quarantined(c, id, &outcome, now))
-    }
-
-    /// Invoices per state.
-    pub async fn count_by_status(&self) -> Result<Vec<(String, i64)>, StoreError> {
-        read!(self, |c| ops::count_by_status(c))
     }
 }
 

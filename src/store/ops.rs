@@ -7,8 +7,8 @@ use crate::domain::state::{self, Current, Decision, Status};
 use crate::store::sql::{args, Arg, Dialect, Sql};
 use crate::store::{
     ms, EventRow, FrontendReturnRecord, FrontendReturnResult, HistoryRow, InquiryDone, InquiryRecorded, InvoiceRow,
-    NewInvoice, OutboxStats, QuarantineOutcome, QuarantineRow, Quarantined, ReconcileStats, RecordResult,
-    ReplaySelector, StoreError, Timing,
+    NewInvoice, QuarantineOutcome, QuarantineRow, Quarantined, ReconcileStats, RecordResult, ReplaySelector,
+    StoreError, Timing,
 };
 
 /// The columns of `InvoiceRow`, in its order.
@@ -23,9 +23,12 @@ macro_rules! invoice_columns {
 /// The columns of `EventRow`, in its order.
 macro_rules! event_columns {
     () => {
-        "seq, event_id, merchant_id, invoice_no, sequence, event_type, body, created_at, published_at, attempts"
+        "seq, event_id, merchant_id, invoice_no, sequence, event_type, body, created_at, published_at, attempts, \
+        last_error, claimed_until"
     };
 }
+pub(crate) use event_columns;
+pub(crate) use invoice_columns;
 
 /// Selects one invoice (`$1` merchant, `$2` invoice), then `$lock`.
 macro_rules! select_invoice {
@@ -69,6 +72,9 @@ pub const SQLITE: Dialect = Dialect {
     lock_invoice: SELECT_INVOICE,
     claim_events: claim_events!(""),
     claim_due_invoices: claim_due_invoices!(""),
+    skip_locked: "",
+    fold_gauges: None,
+    quarantine_exists: "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'quarantine'",
 };
 
 /// PostgreSQL: row locks, and claims that skip rows another replica holds.
@@ -76,6 +82,10 @@ pub const POSTGRES: Dialect = Dialect {
     lock_invoice: select_invoice!(" FOR UPDATE"),
     claim_events: claim_events!(" FOR UPDATE SKIP LOCKED"),
     claim_due_invoices: claim_due_invoices!(" FOR UPDATE SKIP LOCKED"),
+    skip_locked: " FOR UPDATE SKIP LOCKED",
+    fold_gauges: Some(crate::store::operator::FOLD_GAUGES_POSTGRES),
+    quarantine_exists:
+        "SELECT COUNT(*) FROM pg_tables WHERE schemaname = current_schema() AND tablename = 'quarantine'",
 };
 
 const INSERT_HISTORY: &str = "INSERT INTO history (merchant_id, invoice_no, kind, dedupe_key, resp_code, resp_desc, raw, \
@@ -422,12 +432,6 @@ pub async fn release_events<C: Sql>(c: &mut C, seqs: &[i64], error: &str) -> Res
     Ok(())
 }
 
-pub async fn outbox_stats<C: Sql>(c: &mut C) -> Result<OutboxStats, StoreError> {
-    let row = c.integers("SELECT COUNT(*), MIN(created_at) FROM events WHERE published_at IS NULL", args![]).await?;
-    let row = row.unwrap_or_default();
-    Ok(OutboxStats { backlog: column(&row, 0).unwrap_or(0), oldest_created_at_ms: column(&row, 1) })
-}
-
 /// Column `i` of an integer row.
 fn column(row: &[Option<i64>], i: usize) -> Option<i64> {
     row.get(i).copied().flatten()
@@ -442,7 +446,7 @@ pub async fn replay<C: Sql>(c: &mut C, selector: &ReplaySelector) -> Result<u64,
     match selector {
         ReplaySelector::Invoice { merchant_id, invoice_no } => {
             c.execute(
-                "UPDATE events SET published_at = NULL, claimed_until = NULL, claimed_by = NULL \
+                "UPDATE events SET published_at = NULL, claimed_until = NULL, claimed_by = NULL, last_error = NULL \
                  WHERE merchant_id = $1 AND invoice_no = $2 AND published_at IS NOT NULL",
                 args![merchant_id, invoice_no],
             )
@@ -450,7 +454,7 @@ pub async fn replay<C: Sql>(c: &mut C, selector: &ReplaySelector) -> Result<u64,
         }
         ReplaySelector::Range { from_ms, to_ms, merchant_id } => {
             c.execute(
-                "UPDATE events SET published_at = NULL, claimed_until = NULL, claimed_by = NULL \
+                "UPDATE events SET published_at = NULL, claimed_until = NULL, claimed_by = NULL, last_error = NULL \
                  WHERE created_at >= $1 AND created_at < $2 AND ($3 IS NULL OR merchant_id = $3) AND published_at IS NOT NULL",
                 args![*from_ms, *to_ms, merchant_id],
             )
@@ -459,8 +463,28 @@ pub async fn replay<C: Sql>(c: &mut C, selector: &ReplaySelector) -> Result<u64,
     }
 }
 
-pub async fn count_by_status<C: Sql>(c: &mut C) -> Result<Vec<(String, i64)>, StoreError> {
-    c.counts("SELECT status, COUNT(*) FROM invoices WHERE trusted = TRUE GROUP BY status", args![]).await
+/// How many published events `selector` names (what a replay would requeue).
+pub async fn count_replay<C: Sql>(c: &mut C, selector: &ReplaySelector) -> Result<u64, StoreError> {
+    let n = match selector {
+        ReplaySelector::Invoice { merchant_id, invoice_no } => {
+            scalar(
+                c,
+                "SELECT COUNT(*) FROM events WHERE merchant_id = $1 AND invoice_no = $2 AND published_at IS NOT NULL",
+                args![merchant_id, invoice_no],
+            )
+            .await?
+        }
+        ReplaySelector::Range { from_ms, to_ms, merchant_id } => {
+            scalar(
+                c,
+                "SELECT COUNT(*) FROM events WHERE created_at >= $1 AND created_at < $2 AND ($3 IS NULL OR merchant_id = $3) \
+                 AND published_at IS NOT NULL",
+                args![*from_ms, *to_ms, merchant_id],
+            )
+            .await?
+        }
+    };
+    Ok(u64::try_from(n.unwrap_or(0)).unwrap_or(0))
 }
 
 /// Records a browser return; see `Store::record_frontend_return`.

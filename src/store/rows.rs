@@ -73,6 +73,10 @@ pub struct EventRow {
     pub created_at: i64,
     pub published_at: Option<i64>,
     pub attempts: i32,
+    /// Why the last attempt to publish failed, if one did.
+    pub last_error: Option<String>,
+    /// Held by a relay until then (it retries a parked event by this time at the latest).
+    pub claimed_until: Option<i64>,
 }
 
 /// A notification held in quarantine.

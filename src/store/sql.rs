@@ -78,6 +78,13 @@ pub struct Dialect {
     pub claim_events: &'static str,
     /// Leases invoices due for an inquiry: `$1` owner, `$2` lease end, `$3` now, `$4` limit.
     pub claim_due_invoices: &'static str,
+    /// Appended to a selection of rows to delete: lock them, skipping rows others hold.
+    pub skip_locked: &'static str,
+    /// Folds the gauge deltas writers appended into `gauge_counts` (none where triggers update
+    /// the counts directly).
+    pub fold_gauges: Option<&'static str>,
+    /// One integer: whether a `quarantine` table exists.
+    pub quarantine_exists: &'static str,
 }
 
 /// A connection the store's operations run on, inside a transaction for writes.

@@ -151,6 +151,8 @@ fn event_row(r: &Row<'_>) -> rusqlite::Result<EventRow> {
         created_at: r.get(7)?,
         published_at: r.get(8)?,
         attempts: r.get(9)?,
+        last_error: r.get(10)?,
+        claimed_until: r.get(11)?,
     })
 }
 

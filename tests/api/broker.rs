@@ -124,6 +124,8 @@ fn settings(url: &str, exchange: &str, default_queue: &str) -> BrokerSettings {
         publish_batch: 64,
         poll_interval: Duration::from_millis(500),
         claim_lease: Duration::from_secs(20),
+        default_queue_type: pgw_relay::config::QueueType::Classic,
+        dead_letter_exchange: String::new(),
     }
 }
 
@@ -962,5 +964,98 @@ async fn confirms_that_never_come_time_out_and_the_relay_reconnects() {
     relay.stop().await;
     drop(proxy);
     broker.cleanup(&[]).await;
+    db.drop().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// 7. The default queue: quorum by default, dead letters for consumers' rejects, and a queue of
+// another type left as it is.
+
+/// Declares `queue` with `x-queue-type` = `kind` (and a dead-letter exchange) on a fresh channel:
+/// `Ok` when the broker agrees that is what the queue is.
+async fn declare_as(connection: &Connection, queue: &str, kind: &str, dlx: Option<&str>) -> Result<(), lapin::Error> {
+    use lapin::types::AMQPValue;
+    let ch = connection.create_channel().await.unwrap();
+    let mut args = FieldTable::default();
+    args.insert("x-queue-type".into(), AMQPValue::LongString(kind.into()));
+    if let Some(dlx) = dlx {
+        args.insert("x-dead-letter-exchange".into(), AMQPValue::LongString(dlx.into()));
+    }
+    let res = ch.queue_declare(queue.into(), QueueDeclareOptions::durable(), args).await.map(|_| ());
+    let _ = ch.close(200, "done".into()).await;
+    res
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_default_queue_is_a_quorum_queue_whose_rejects_reach_the_dead_letter_queue() {
+    use lapin::options::{BasicGetOptions, BasicRejectOptions};
+    let db = TestDb::new(Backend::Sqlite).await;
+    let exchange = unique("test.payments");
+    let queue = unique("test.all");
+    let dlx = unique("test.dead");
+    let dead = format!("{queue}.dead");
+    let mut s = settings(&amqp_url(), &exchange, &queue);
+    s.default_queue_type = pgw_relay::config::QueueType::Quorum;
+    s.dead_letter_exchange = dlx.clone();
+    let relay = Relay::connected(s, db.store.clone()).await;
+    let broker = TestBroker::new(&exchange).await;
+
+    // The broker refuses to call it classic: it is a quorum queue (so is the dead-letter queue).
+    let err = declare_as(&broker.connection, &queue, "classic", Some(&dlx)).await.expect_err("a quorum queue");
+    assert!(err.to_string().contains("PRECONDITION_FAILED"), "{err}");
+    declare_as(&broker.connection, &queue, "quorum", Some(&dlx)).await.expect("declared as quorum");
+    declare_as(&broker.connection, &dead, "quorum", None).await.expect("the dead-letter queue is quorum too");
+
+    let invoice = unique("inv");
+    record(&db.store, &invoice, "0000", "T1").await;
+    relay.wake.notify_one();
+    let ch = broker.connection.create_channel().await.unwrap();
+    let mut delivery = None;
+    let until = Instant::now() + Duration::from_secs(10);
+    while delivery.is_none() && Instant::now() < until {
+        delivery = ch.basic_get(queue.clone().into(), BasicGetOptions::default()).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let delivery = delivery.expect("the event reaches the default queue");
+    let id = delivery.properties.message_id().as_ref().map(|s| s.to_string());
+    // A consumer that cannot handle it rejects it without requeueing: it is kept, not lost.
+    delivery.reject(BasicRejectOptions { requeue: false }).await.unwrap();
+    let mut dead_letter = None;
+    let until = Instant::now() + Duration::from_secs(10);
+    while dead_letter.is_none() && Instant::now() < until {
+        dead_letter = ch.basic_get(dead.clone().into(), BasicGetOptions { no_ack: true }).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let dead_letter = dead_letter.expect("the rejected message reaches the dead-letter queue");
+    assert_eq!(dead_letter.properties.message_id().as_ref().map(|s| s.to_string()), id);
+    relay.stop().await;
+    let _ = ch.exchange_delete(dlx.into(), ExchangeDeleteOptions::default()).await;
+    broker.cleanup(&[&queue, &dead]).await;
+    db.drop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_existing_classic_default_queue_is_kept_and_still_receives_events() {
+    let db = TestDb::new(Backend::Sqlite).await;
+    let exchange = unique("test.payments");
+    let queue = unique("test.all");
+    let broker = TestBroker::new(&exchange).await;
+    declare_as(&broker.connection, &queue, "classic", None).await.expect("a classic queue from an older version");
+    let mut s = settings(&amqp_url(), &exchange, &queue);
+    s.default_queue_type = pgw_relay::config::QueueType::Quorum;
+    let relay = Relay::connected(s, db.store.clone()).await;
+    let invoice = unique("inv");
+    record(&db.store, &invoice, "0000", "T1").await;
+    relay.wake.notify_one();
+    let store = db.store.clone();
+    wait_for("the event to be published", Duration::from_secs(10), || {
+        let store = store.clone();
+        let invoice = invoice.clone();
+        async move { events(&store, &[invoice]).await.iter().all(|r| r.published_at.is_some()) }
+    })
+    .await;
+    assert_eq!(broker.depth(&queue).await, 1, "the classic queue is bound and got the event");
+    relay.stop().await;
+    broker.cleanup(&[&queue]).await;
     db.drop().await;
 }

@@ -4,6 +4,7 @@
 //! cargo build --release --bin pgw-bench
 //! target/release/pgw-bench notifications --store sqlite --count 50000 --concurrency 64
 //! target/release/pgw-bench reconcile-tick --store sqlite --invoices 100000 --due 100
+//! target/release/pgw-bench scrape --store postgres --invoices 1000000 --compare 10000
 //! ```
 //!
 //! Every run makes its own database (a temporary SQLite file or a fresh PostgreSQL database) and
@@ -16,6 +17,7 @@ mod db;
 mod load;
 mod notifications;
 mod reconcile;
+mod scrape;
 mod stats;
 mod store_writes;
 
@@ -45,6 +47,9 @@ enum Command {
     /// Record the same notifications through the store alone, without HTTP: does the store or
     /// the HTTP path limit throughput?
     StoreWrites(store_writes::Args),
+    /// Time `GET /metrics` and `GET /readyz` with many invoices stored, at two table sizes, to
+    /// show that a scrape's cost does not grow with the tables.
+    Scrape(scrape::Args),
 }
 
 fn main() -> ExitCode {
@@ -62,6 +67,7 @@ fn main() -> ExitCode {
             Command::Notifications(args) => notifications::run(args).await,
             Command::ReconcileTick(args) => reconcile::run(args).await,
             Command::StoreWrites(args) => store_writes::run(args).await,
+            Command::Scrape(args) => scrape::run(args).await,
         }
     });
     match result {
