@@ -454,8 +454,7 @@ pub struct InvoiceListItem {
     pub merchant_id: String,
     #[serde(rename = "invoiceNo")]
     pub invoice_no: String,
-    /// `pending`, `succeeded`, `failed`, `cancelled` or `expired`.
-    pub status: String,
+    pub status: StatusBody,
     /// Null for an invoice known only from a browser return.
     pub amount: Option<MoneyBody>,
     #[serde(rename = "respCode")]

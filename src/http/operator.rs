@@ -70,7 +70,7 @@ fn text(name: &str, v: &str) -> Result<String, ApiError> {
     security(("bearer" = [])),
     params(
         ("merchantID" = Option<String>, Query, description = "Only this merchant."),
-        ("status" = Option<String>, Query, description = "`pending`, `succeeded`, `failed`, `cancelled` or `expired`."),
+        ("status" = Option<crate::http::api_types::StatusBody>, Query, description = "Only invoices in this state."),
         ("needsReview" = Option<bool>, Query, description = "Only invoices under review (or not)."),
         ("createdFrom" = Option<String>, Query, description = "RFC 3339, inclusive."),
         ("createdTo" = Option<String>, Query, description = "RFC 3339, exclusive; after `createdFrom`."),
