@@ -362,3 +362,31 @@ pub fn invoice_no() -> String {
     let id = uuid::Uuid::now_v7().simple().to_string();
     format!("INV{}", &id[id.len() - 16..])
 }
+
+/// Waits until `check` holds, polling every 50 ms; fails the test naming `what` after `within`.
+#[allow(dead_code)]
+pub async fn eventually<F, Fut>(what: &str, within: Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let until = std::time::Instant::now() + within;
+    while !check().await {
+        assert!(std::time::Instant::now() < until, "{what} did not happen within {within:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Waits until invoice `inv` of JT01 is in `status`; its document.
+#[allow(dead_code)]
+pub async fn wait_for_status(app: &TestApp, inv: &str, status: &str, within: Duration) -> Value {
+    let until = std::time::Instant::now() + within;
+    loop {
+        let body = app.invoice("JT01", inv).await;
+        if body["status"] == status {
+            return body;
+        }
+        assert!(std::time::Instant::now() < until, "invoice {inv} is {} not {status}: {body}", body["status"]);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -1,7 +1,7 @@
 //! The operator's side: invoice and outbox lists, replaying one event, the dry run of a range
 //! replay, and the gauges behind them.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{json, Value};
 
@@ -122,19 +122,6 @@ async fn invalid_list_parameters_get_400_naming_the_parameter() {
     let res = app.client.get(format!("{}/v1/invoices", app.internal)).send().await.unwrap();
     assert_eq!(res.status(), 401, "the lists need a token");
     app.stop().await;
-}
-
-/// Waits until `check` holds, polling.
-async fn eventually<F, Fut>(what: &str, within: Duration, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let until = Instant::now() + within;
-    while !check().await {
-        assert!(Instant::now() < until, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 #[tokio::test]

@@ -30,18 +30,6 @@ fn drop_notifications(flow: &Flow, inv: &str) {
     flow.scenario(inv, Scenario { drop: true, ..Scenario::default() });
 }
 
-async fn wait_for_status(app: &TestApp, inv: &str, status: &str, within: Duration) -> Value {
-    let until = Instant::now() + within;
-    loop {
-        let body = app.invoice("JT01", inv).await;
-        if body["status"] == status {
-            return body;
-        }
-        assert!(Instant::now() < until, "invoice {inv} is {} not {status}: {body}", body["status"]);
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 #[tokio::test]
 async fn a_dropped_notification_is_settled_by_inquiry_and_the_late_notification_adds_nothing() {
     for backend in BACKENDS {

@@ -1,7 +1,7 @@
 //! What an anonymous browser return can and cannot do to invoices: it never decides an invoice's
 //! fate, its cost is bounded per merchant and per invoice, and it never locks customers out.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use base64::Engine;
 use pgw_relay::sim::Scenario;
@@ -64,14 +64,6 @@ async fn register(app: &TestApp, invoice: &str, amount: &str) -> reqwest::Respon
         .unwrap()
 }
 
-async fn eventually(what: &str, within: Duration, mut check: impl AsyncFnMut() -> bool) {
-    let until = Instant::now() + within;
-    while !check().await {
-        assert!(Instant::now() < until, "{what} did not happen within {within:?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 #[tokio::test]
 async fn a_browser_return_never_decides_the_fate_of_an_invoice_it_does_not_know() {
     for backend in BACKENDS {
@@ -80,7 +72,8 @@ async fn a_browser_return_never_decides_the_fate_of_an_invoice_it_does_not_know(
         assert_eq!(browser_return(&flow.app.public, &inv, "made up").await, "pending");
         // Its one inquiry finds nothing (2002)...
         let sim = flow.sim.control();
-        eventually("the inquiry", Duration::from_secs(5), async || sim.inquiry_count("JT01", &inv) == 1).await;
+        let once = || async { sim.inquiry_count("JT01", &inv) == 1 };
+        eventually("the inquiry", Duration::from_secs(5), once).await;
         // ...and past the payment window and give_up_after it is still not decided, nor inquired.
         tokio::time::sleep(Duration::from_millis(1500)).await;
         assert_eq!(sim.inquiry_count("JT01", &inv), 1, "{backend:?}: at most one inquiry");
@@ -158,12 +151,8 @@ async fn unknown_invoices_share_a_small_inquiry_budget() {
     let url = flow.web_payment_url(&registered, "28052010234224845229").await;
     flow.scenario(&registered, Scenario { drop: true, ..Scenario::default() });
     flow.pay(&url, "success", "28052010234224845229").await;
-    let app = &flow.app;
-    eventually("the registered invoice settles", Duration::from_secs(3), async || {
-        app.invoice("JT01", &registered).await["status"] == "succeeded"
-    })
-    .await;
-    eventually("every unknown invoice gets its one inquiry", Duration::from_secs(10), async || total() == 6).await;
+    wait_for_status(&flow.app, &registered, "succeeded", Duration::from_secs(3)).await;
+    eventually("every unknown invoice gets its one inquiry", Duration::from_secs(10), || async { total() == 6 }).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(total(), 6, "and no more");
     flow.stop().await;
