@@ -59,7 +59,11 @@ pub fn decode(value: &str) -> Result<FrontendReturn, DecodeError> {
         .map_err(|_| DecodeError::NotBase64)?;
     let text = std::str::from_utf8(&bytes).map_err(|e| DecodeError::NotJson(e.to_string()))?;
     let redacted = redact::json(text);
-    let decoded: FrontendReturn = serde_json::from_str(&redacted).map_err(|e| DecodeError::NotJson(e.to_string()))?;
+    // serde's message can quote the offending value (an invoice number sent as a JSON number, say),
+    // and this error is logged: keep only where and what kind of error it was.
+    let decoded: FrontendReturn = serde_json::from_str(&redacted).map_err(|e| {
+        DecodeError::NotJson(format!("{:?} error at line {} column {}", e.classify(), e.line(), e.column()))
+    })?;
     let ok = !decoded.invoice_no.is_empty()
         && decoded.invoice_no.len() <= 50
         && decoded.invoice_no.chars().all(|c| c.is_ascii_graphic());
@@ -96,6 +100,9 @@ mod tests {
         assert_eq!(decode("").unwrap_err(), DecodeError::Missing);
         assert_eq!(decode("%%%").unwrap_err(), DecodeError::NotBase64);
         assert!(matches!(decode("aGVsbG8").unwrap_err(), DecodeError::NotJson(_)));
+        let numeric = base64::engine::general_purpose::STANDARD.encode(r#"{"invoiceNo":4111111111111111}"#);
+        let err = decode(&numeric).unwrap_err().to_string();
+        assert!(!err.contains("4111111111111111"), "the error quotes the input: {err}");
         let no_invoice = base64::engine::general_purpose::STANDARD.encode(r#"{"invoiceNo":""}"#);
         assert_eq!(decode(&no_invoice).unwrap_err(), DecodeError::BadInvoice);
     }
