@@ -3,8 +3,9 @@
 //!
 //! Layout: [`protocol`] (2C2P wire format) → [`domain`] (money, state machine, events) →
 //! [`store`] (SQLite / PostgreSQL) → [`broker`] (outbox relay to RabbitMQ); [`http`] serves the
-//! public and internal listeners; [`reconcile`] settles invoices through [`gateway`]; [`sim`] is
-//! pgw-sim, the gateway simulator.
+//! public and internal listeners; [`reconcile`] settles invoices through [`gateway`]; [`retention`]
+//! prunes old settled invoices; [`sim`] is pgw-sim, the gateway simulator. [`healthcheck`],
+//! [`reachability`] and [`fuzz_targets`] serve sub-commands and the fuzzers.
 
 pub mod broker;
 pub mod config;
