@@ -48,6 +48,8 @@ pub struct Settings {
     #[serde(default)]
     pub retention: RetentionSettings,
     #[serde(default)]
+    pub telemetry: TelemetrySettings,
+    #[serde(default)]
     pub merchants: Vec<MerchantSettings>,
 }
 
@@ -164,6 +166,41 @@ impl Default for RetentionSettings {
             interval: Duration::from_secs(3600),
             batch: 1000,
         }
+    }
+}
+
+/// `[telemetry]`: OpenTelemetry traces exported over OTLP/HTTP; off while `otlp_endpoint` is empty.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default)]
+pub struct TelemetrySettings {
+    /// The collector's OTLP/HTTP base URL (`http://otel-collector:4318`); spans are sent to
+    /// `<otlp_endpoint>/v1/traces` as protobuf. Empty: no traces are recorded or exported.
+    #[serde(serialize_with = "show_endpoint")]
+    pub otlp_endpoint: String,
+    /// The share of traces recorded, 0.0 to 1.0 (by trace id; a span follows its parent's choice).
+    pub sample_ratio: f64,
+    /// `service.name` of the exported spans.
+    pub service_name: String,
+    /// Bound on one export request to the collector.
+    #[serde(with = "humantime_serde_compat")]
+    pub export_timeout: Duration,
+}
+
+impl Default for TelemetrySettings {
+    fn default() -> Self {
+        TelemetrySettings {
+            otlp_endpoint: String::new(),
+            sample_ratio: 1.0,
+            service_name: "pgw-relay".into(),
+            export_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+impl TelemetrySettings {
+    /// Whether traces are recorded and exported.
+    pub fn enabled(&self) -> bool {
+        !self.otlp_endpoint.is_empty()
     }
 }
 
@@ -475,6 +512,8 @@ fn known_keys(section: &str) -> &'static [&'static str] {
         "frontend_return" => fields_of::<FrontendReturnSettings>(),
         "internal_api" => fields_of::<InternalApiSettings>(),
         "merchants" => fields_of::<MerchantSettings>(),
+        "retention" => fields_of::<RetentionSettings>(),
+        "telemetry" => fields_of::<TelemetrySettings>(),
         _ => &[],
     }
 }
@@ -630,6 +669,23 @@ pub fn resolve(settings: Settings) -> Result<Config, ConfigError> {
     if ret.interval < Duration::from_secs(1) {
         return Err(ConfigError::invalid("retention.interval", "must be at least 1s"));
     }
+    let tel = &settings.telemetry;
+    if !(0.0..=1.0).contains(&tel.sample_ratio) {
+        return Err(ConfigError::invalid("telemetry.sample_ratio", "must be between 0.0 and 1.0"));
+    }
+    if tel.enabled() {
+        let url = url::Url::parse(&tel.otlp_endpoint)
+            .map_err(|e| ConfigError::invalid("telemetry.otlp_endpoint", e.to_string()))?;
+        if !matches!(url.scheme(), "http" | "https") || url.query().is_some() {
+            return Err(ConfigError::invalid("telemetry.otlp_endpoint", "must be an http(s) URL without a query"));
+        }
+    }
+    if tel.service_name.trim().is_empty() {
+        return Err(ConfigError::invalid("telemetry.service_name", "must not be empty"));
+    }
+    if tel.export_timeout < Duration::from_millis(100) {
+        return Err(ConfigError::invalid("telemetry.export_timeout", "must be at least 100ms"));
+    }
     if settings.broker.dead_letter_exchange == settings.broker.exchange {
         return Err(ConfigError::invalid("broker.dead_letter_exchange", "must differ from broker.exchange"));
     }
@@ -761,6 +817,10 @@ pub fn redacted(config: &Config) -> serde_json::Value {
 
 fn show_url<S: serde::Serializer>(url: &SecretString, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&redact_url(url.expose_secret()))
+}
+
+fn show_endpoint<S: serde::Serializer>(url: &str, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&redact_url(url))
 }
 
 fn show_secret<S: serde::Serializer>(secret: &Option<SecretString>, s: S) -> Result<S::Ok, S::Error> {

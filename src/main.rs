@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use pgw_relay::config::{self, Sources};
+use pgw_relay::config::{self, Sources, TelemetrySettings};
 use pgw_relay::startup::{shutdown_signal, Application};
 use pgw_relay::store::Store;
 use pgw_relay::{retention, telemetry};
@@ -131,12 +131,24 @@ fn main() -> ExitCode {
         eprintln!("pgw-relay: configuration is valid");
         return if connect { check_connections(&config) } else { ExitCode::SUCCESS };
     }
-    telemetry::init(&config.settings.log);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("pgw-relay: cannot start the runtime: {e}");
             return ExitCode::FAILURE;
+        }
+    };
+    let traces = if matches!(cli.command, None | Some(Command::Serve)) {
+        config.settings.telemetry.clone()
+    } else {
+        // One-shot commands log, but export no traces.
+        TelemetrySettings::default()
+    };
+    let exporter = match telemetry::init_with_traces(&config.settings.log, &traces, runtime.handle()) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("pgw-relay: {e}");
+            return ExitCode::from(2);
         }
     };
     let result = runtime.block_on(async move {
@@ -174,6 +186,8 @@ fn main() -> ExitCode {
             }
         }
     });
+    // The runtime still runs: the last spans are sent on it.
+    exporter.shutdown();
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

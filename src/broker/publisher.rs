@@ -26,6 +26,7 @@ use tokio::time::timeout;
 use crate::config::BrokerSettings;
 use crate::metrics::Metrics;
 use crate::store::EventRow;
+use crate::telemetry::propagation;
 
 /// Routing key pattern of the default queue's binding: every payment event.
 pub const DEFAULT_BINDING: &str = "payment.#";
@@ -311,18 +312,26 @@ impl Publisher {
         let bound = |now: Instant| op_timeout.min(deadline.saturating_duration_since(now));
         let mandatory = BasicPublishOptions { mandatory: true, ..BasicPublishOptions::default() };
         let timestamp = u64::try_from(chrono::Utc::now().timestamp()).unwrap_or(0);
+        // An event carries the trace context of what caused it; one stored without (tracing was
+        // off then, or an expiry) continues this batch's trace instead.
+        let batch_trace = propagation::current_traceparent();
 
         let mut pending = FuturesUnordered::new();
         // When each row was handed to the channel; `None` if it never was.
         let mut starts: Vec<Option<Instant>> = vec![None; rows.len()];
         for (i, row) in rows.iter().enumerate() {
-            let properties = BasicProperties::default()
+            let mut properties = BasicProperties::default()
                 .with_message_id(row.event_id.clone().into())
                 .with_delivery_mode(2)
                 .with_content_type(CONTENT_TYPE.into())
                 .with_type(row.event_type.clone().into())
                 .with_timestamp(timestamp)
                 .with_app_id(APP_ID.into());
+            if let Some(traceparent) = row.traceparent.as_deref().or(batch_trace.as_deref()) {
+                let mut headers = FieldTable::default();
+                headers.insert(propagation::TRACEPARENT.into(), AMQPValue::LongString(traceparent.into()));
+                properties = properties.with_headers(headers);
+            }
             let started = Instant::now();
             let result = timeout(
                 bound(started),

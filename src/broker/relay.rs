@@ -14,11 +14,14 @@ use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 use tokio::time::timeout;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::broker::publisher::{backoff, jitter, Outcome, Publisher};
 use crate::config::BrokerSettings;
 use crate::metrics::Metrics;
 use crate::store::{now_ms, EventRow, Store};
+use crate::telemetry::propagation;
 
 /// The outbox gauges are refreshed at most this often.
 const GAUGE_INTERVAL: Duration = Duration::from_secs(1);
@@ -221,8 +224,25 @@ impl OutboxRelay {
         }
     }
 
-    /// Publishes one claimed batch and settles every row: published, or parked for a retry.
+    /// Publishes one claimed batch and settles every row: published, or parked for a retry. The
+    /// batch is one span, linked to the spans that caused its events.
     async fn process(&mut self, rows: Vec<EventRow>, cap: Option<Instant>) -> BatchReport {
+        let span = tracing::info_span!(
+            "publish_batch",
+            events = rows.len(),
+            published = tracing::field::Empty,
+            failed = tracing::field::Empty
+        );
+        for cause in rows.iter().filter_map(|r| r.traceparent.as_deref()).filter_map(propagation::span_context) {
+            span.add_link(cause);
+        }
+        let report = self.publish_batch(rows, cap).instrument(span.clone()).await;
+        span.record("published", report.published);
+        span.record("failed", report.failed);
+        report
+    }
+
+    async fn publish_batch(&mut self, rows: Vec<EventRow>, cap: Option<Instant>) -> BatchReport {
         let claimed_at = Instant::now();
         let lease = self.settings.claim_lease;
         // Keep well inside the lease so no other relay takes these rows while we hold them.

@@ -40,6 +40,9 @@ pub struct NewEvent {
     /// The CloudEvent, serialised once; replays send these exact bytes.
     pub body: String,
     pub created_at_ms: i64,
+    /// The W3C `traceparent` of the operation that observed the fact (see
+    /// [`Observation::traceparent`]); sent as the AMQP message's header, never part of the body.
+    pub traceparent: Option<String>,
 }
 
 /// What an event says about the invoice.
@@ -122,6 +125,7 @@ pub fn build(facts: &EventFacts<'_>) -> NewEvent {
         sequence: facts.sequence,
         body: body.to_string(),
         created_at_ms: facts.now_ms,
+        traceparent: obs.and_then(|o| o.traceparent.clone()),
     }
 }
 

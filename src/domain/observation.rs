@@ -98,6 +98,11 @@ pub struct Observation {
     pub user_defined: [Option<String>; 5],
     /// Unix milliseconds when pgw-relay received it.
     pub received_at_ms: i64,
+    /// The W3C `traceparent` of the span that observed it (a notification's or an inquiry's), when
+    /// tracing is on. It travels to the events this observation causes and is never stored in the
+    /// history.
+    #[serde(skip)]
+    pub traceparent: Option<String>,
 }
 
 impl Observation {
@@ -152,6 +157,7 @@ impl Observation {
             transaction_time_raw: result.transaction_date_time.clone(),
             user_defined: result.user_defined().map(Clone::clone),
             received_at_ms,
+            traceparent: None,
         })
     }
 }

@@ -14,6 +14,8 @@ use crate::http::AppState;
 use crate::protocol::jwt::{self, JwtError, KeyUsed};
 use crate::protocol::payment_result::PaymentResult;
 use crate::store::{now_ms, Quarantined, StoreError};
+use crate::telemetry::propagation;
+use tracing::Instrument;
 
 #[derive(Deserialize)]
 struct Body {
@@ -44,11 +46,22 @@ pub async fn backend_notification(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let result = accept(&req, payload, &state).await;
+    let span = tracing::info_span!(
+        "notification",
+        merchant = tracing::field::Empty,
+        invoice = tracing::field::Empty,
+        outcome = tracing::field::Empty,
+        otel.status_code = tracing::field::Empty,
+    );
+    let result = accept(&req, payload, &state).instrument(span.clone()).await;
     let outcome = match &result {
         Ok(accepted) => accepted.as_str(),
         Err(e) => e.outcome,
     };
+    span.record("outcome", outcome);
+    if matches!(&result, Err(e) if e.status.is_server_error()) {
+        span.record("otel.status_code", "ERROR");
+    }
     state.metrics.notification("backend", outcome);
     match result {
         Ok(accepted) => Ok(HttpResponse::Ok().json(serde_json::json!({ "status": accepted.as_str() }))),
@@ -103,7 +116,11 @@ async fn accept(req: &HttpRequest, payload: web::Payload, state: &AppState) -> R
     if verified.key_used == KeyUsed::Previous {
         tracing::info!(merchant = %merchant.id, "notification verified with the previous secret key");
     }
-    let obs = observe(&result, merchant, now_ms())?;
+    let mut obs = observe(&result, merchant, now_ms())?;
+    let span = tracing::Span::current();
+    span.record("merchant", merchant.id.as_str());
+    span.record("invoice", obs.invoice_no.as_str());
+    obs.traceparent = propagation::current_traceparent();
     let dedupe_key = dedupe_key(&merchant.id, token);
     let (invoice_no, resp_code) = (obs.invoice_no.clone(), obs.resp_code.clone());
     let stored =

@@ -12,6 +12,7 @@ use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota, RateLim
 use serde::Serialize;
 use tokio::sync::{watch, Notify};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::config::Config;
 use crate::domain::observation::{Observation, Source};
@@ -20,6 +21,7 @@ use crate::metrics::Metrics;
 use crate::protocol::resp_code::CodeClass;
 use crate::reconcile::policy::{self, InvoiceTimes};
 use crate::store::{now_ms, InquiryDone, InvoiceRow, Store, StoreError, Timing};
+use crate::telemetry::propagation;
 
 /// After this many gateway failures in a row within one tick, the rest of the batch is
 /// rescheduled without calling the gateway.
@@ -222,20 +224,28 @@ impl Reconciler {
         in_flight.insert(key.clone(), rx.clone());
         drop(in_flight);
         let this = self.clone();
-        tokio::spawn(async move {
-            let lease = this.config.settings.reconcile.lease;
-            match this.store.lease_invoice(&key.0, &key.1, &this.owner, lease).await {
-                Ok(Some(row)) => {
-                    if let Err(e) = this.inquire_row(&row, false).await {
-                        tracing::warn!(error = %e, invoice = %key.1, "inquiry result not stored");
+        tokio::spawn(
+            async move {
+                let lease = this.config.settings.reconcile.lease;
+                match this.store.lease_invoice(&key.0, &key.1, &this.owner, lease).await {
+                    Ok(Some(row)) => {
+                        if let Err(e) = this.inquire_row(&row, false).await {
+                            tracing::warn!(error = %e, invoice = %key.1, "inquiry result not stored");
+                        }
+                    }
+                    Ok(None) => {
+                        tracing::debug!(invoice = %key.1, "invoice not pending or leased elsewhere: no inquiry")
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, invoice = %key.1, "invoice could not be leased for an inquiry")
                     }
                 }
-                Ok(None) => tracing::debug!(invoice = %key.1, "invoice not pending or leased elsewhere: no inquiry"),
-                Err(e) => tracing::warn!(error = %e, invoice = %key.1, "invoice could not be leased for an inquiry"),
+                this.in_flight.lock().unwrap_or_else(|e| e.into_inner()).remove(&key);
+                let _ = tx.send(true);
             }
-            this.in_flight.lock().unwrap_or_else(|e| e.into_inner()).remove(&key);
-            let _ = tx.send(true);
-        });
+            // A child of the browser return's request span (which may end first).
+            .in_current_span(),
+        );
         Some(rx)
     }
 
@@ -256,7 +266,28 @@ impl Reconciler {
         self.inquire_row(&row, false).await.map(Some)
     }
 
+    /// Inquires one leased invoice and records the answer, as one span.
     async fn inquire_row(&self, row: &InvoiceRow, skip_gateway: bool) -> Result<InquiryReport, StoreError> {
+        let span = tracing::info_span!(
+            "inquiry",
+            merchant = %row.merchant_id,
+            invoice = %row.invoice_no,
+            result = tracing::field::Empty,
+            otel.status_code = tracing::field::Empty,
+        );
+        let report = self.inquire_leased(row, skip_gateway).instrument(span.clone()).await;
+        match &report {
+            Ok(r) => {
+                span.record("result", r.result.as_str());
+            }
+            Err(_) => {
+                span.record("otel.status_code", "ERROR");
+            }
+        }
+        report
+    }
+
+    async fn inquire_leased(&self, row: &InvoiceRow, skip_gateway: bool) -> Result<InquiryReport, StoreError> {
         let settings = &self.config.settings.reconcile;
         let times = InvoiceTimes {
             created_at: row.created_at,
@@ -285,7 +316,8 @@ impl Reconciler {
                     merchant.timezone,
                     now,
                 ) {
-                    Ok(obs) if obs.invoice_no == row.invoice_no => {
+                    Ok(mut obs) if obs.invoice_no == row.invoice_no => {
+                        obs.traceparent = propagation::current_traceparent();
                         let class = obs.class();
                         let step = policy::next_step(Some(class), times, now, settings, &key);
                         let label = class.as_str();

@@ -24,7 +24,7 @@ macro_rules! invoice_columns {
 macro_rules! event_columns {
     () => {
         "seq, event_id, merchant_id, invoice_no, sequence, event_type, body, created_at, published_at, attempts, \
-        last_error, claimed_until"
+        last_error, claimed_until, traceparent"
     };
 }
 pub(crate) use event_columns;
@@ -110,8 +110,8 @@ const UPSERT_INVOICE_LOCKED: &str =
     concat!(insert_invoice!(), "DO UPDATE SET merchant_id = excluded.merchant_id RETURNING ", invoice_columns!());
 
 const INSERT_EVENT: &str =
-    "INSERT INTO events (event_id, merchant_id, invoice_no, sequence, event_type, body, created_at) \
-    VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (event_id) DO NOTHING";
+    "INSERT INTO events (event_id, merchant_id, invoice_no, sequence, event_type, body, created_at, traceparent) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (event_id) DO NOTHING";
 
 /// Records `obs` and applies it; see `Store::record_observation`.
 pub async fn apply_observation<C: Sql>(
@@ -295,7 +295,8 @@ async fn insert_event<C: Sql>(c: &mut C, ev: &event::NewEvent) -> Result<bool, S
                 ev.sequence,
                 ev.event_type.as_str(),
                 &ev.body,
-                ev.created_at_ms
+                ev.created_at_ms,
+                &ev.traceparent
             ],
         )
         .await?;

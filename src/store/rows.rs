@@ -77,6 +77,9 @@ pub struct EventRow {
     pub last_error: Option<String>,
     /// Held by a relay until then (it retries a parked event by this time at the latest).
     pub claimed_until: Option<i64>,
+    /// The W3C trace context of the operation that caused the event (`None` when untraced).
+    #[serde(skip)]
+    pub traceparent: Option<String>,
 }
 
 /// A notification held in quarantine.

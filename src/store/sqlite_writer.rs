@@ -153,6 +153,7 @@ fn event_row(r: &Row<'_>) -> rusqlite::Result<EventRow> {
         attempts: r.get(9)?,
         last_error: r.get(10)?,
         claimed_until: r.get(11)?,
+        traceparent: r.get(12)?,
     })
 }
 

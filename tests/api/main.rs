@@ -22,4 +22,5 @@ mod retention;
 mod return_wait;
 mod seed_flow;
 mod sim;
+mod trace_export;
 mod trust_boundary;
