@@ -1,7 +1,8 @@
 //! Where CPU time went during a phase: this process's threads grouped by name (Linux
 //! `/proc/self/task`), and the whole machine (`/proc/stat`), so a phase can be read as "the HTTP
 //! workers used 0.9 cores, the load generator 0.6, other processes 0.1". A thread that ends
-//! during the phase is not counted (its time shows under "others").
+//! during the phase is not counted (its time shows under "others"). The database and broker
+//! servers on the same machine are counted by process name (`postgres`, RabbitMQ's `beam.smp`).
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -19,6 +20,9 @@ const GROUPS: &[(&str, &str)] = &[
     ("bench-load", "load generator"),
 ];
 
+/// Process names (`comm`, as the kernel truncates them) of the servers the service talks to.
+const SERVERS: &[(&str, &str)] = &[("postgres", "postgresql"), ("beam.smp", "rabbitmq")];
+
 /// Name of the runtime that runs the service (store writer, pools, background tasks).
 pub const RELAY_THREAD_NAME: &str = "relay-rt";
 /// Name of the runtime that runs the HTTP client and the broker consumer.
@@ -30,6 +34,8 @@ pub struct Snapshot {
     at: Instant,
     /// Per thread id: (group, user ticks, system ticks).
     threads: BTreeMap<u32, (&'static str, u64, u64)>,
+    /// Per server process id: (server, user + system ticks).
+    servers: BTreeMap<u32, (&'static str, u64)>,
     machine: Option<MachineTicks>,
 }
 
@@ -54,6 +60,8 @@ pub struct Usage {
     pub machine_busy: f64,
     /// Busy outside this process (other work on a shared machine).
     pub others: f64,
+    /// The part of `others` used by PostgreSQL and RabbitMQ on this machine, by server.
+    pub servers: BTreeMap<String, f64>,
     /// Idle while some task waited for I/O.
     pub iowait: f64,
 }
@@ -74,8 +82,23 @@ impl Snapshot {
                 }
             }
         }
+        let mut servers = BTreeMap::new();
+        if let Ok(entries) = std::fs::read_dir("/proc") {
+            for entry in entries.flatten() {
+                let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+                    continue;
+                };
+                if let Ok(text) = std::fs::read_to_string(entry.path().join("stat")) {
+                    if let Some((name, user, system)) = parse_thread_stat(&text) {
+                        if let Some((_, server)) = SERVERS.iter().find(|(comm, _)| name.starts_with(comm)) {
+                            servers.insert(pid, (*server, user + system));
+                        }
+                    }
+                }
+            }
+        }
         let machine = std::fs::read_to_string("/proc/stat").ok().and_then(|t| parse_machine_stat(&t));
-        Snapshot { at: Instant::now(), threads, machine }
+        Snapshot { at: Instant::now(), threads, servers, machine }
     }
 
     /// Use between `self` (earlier) and `later`.
@@ -101,6 +124,11 @@ impl Snapshot {
             _ => (0.0, 0.0),
         };
         let process_total = cores(process_ticks);
+        let mut servers: BTreeMap<String, f64> = BTreeMap::new();
+        for (pid, (server, ticks)) in &later.servers {
+            let before = self.servers.get(pid).map(|(_, t)| *t).unwrap_or(0);
+            *servers.entry((*server).to_string()).or_default() += cores(ticks.saturating_sub(before));
+        }
         Usage {
             wall_seconds: wall,
             cpus,
@@ -109,6 +137,7 @@ impl Snapshot {
             process_total,
             machine_busy,
             others: (machine_busy - process_total).max(0.0),
+            servers,
             iowait,
         }
     }
@@ -126,7 +155,40 @@ impl Usage {
         if parts.is_empty() {
             parts.push("none".into());
         }
-        format!("{} | others {:.2}, iowait {:.2} (cores, of {})", parts.join(", "), self.others, self.iowait, self.cpus)
+        let servers: Vec<String> = self.servers.iter().map(|(s, c)| format!("{s} {c:.2}")).collect();
+        format!(
+            "{} | others {:.2} ({}), iowait {:.2} (cores, of {})",
+            parts.join(", "),
+            self.others,
+            if servers.is_empty() { "no server seen".to_string() } else { servers.join(", ") },
+            self.iowait,
+            self.cpus
+        )
+    }
+
+    /// CPU microseconds per operation of each part, at `per_second` operations per second: this
+    /// process's thread groups, the servers, and the rest of the machine (`other processes`).
+    pub fn micros_per_op(&self, per_second: f64) -> BTreeMap<String, f64> {
+        let us = |cores: f64| if per_second > 0.0 { cores * 1e6 / per_second } else { 0.0 };
+        let mut parts: BTreeMap<String, f64> = self.process.iter().map(|(g, c)| (g.clone(), us(*c))).collect();
+        let servers: f64 = self.servers.values().sum();
+        for (server, cores) in &self.servers {
+            parts.insert(server.clone(), us(*cores));
+        }
+        parts.insert("other processes".into(), us((self.others - servers).max(0.0)));
+        parts
+    }
+
+    /// One line of [`Usage::micros_per_op`]: "http workers 41, sqlite writer 104, … (µs)".
+    pub fn micros_line(&self, per_second: f64) -> String {
+        let parts: Vec<String> = self
+            .micros_per_op(per_second)
+            .iter()
+            .filter(|(_, us)| **us >= 0.5)
+            .map(|(part, us)| format!("{part} {us:.0}"))
+            .collect();
+        let total: f64 = self.micros_per_op(per_second).values().sum();
+        format!("{} | total {total:.0} (CPU µs per operation)", parts.join(", "))
     }
 }
 

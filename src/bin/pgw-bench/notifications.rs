@@ -88,6 +88,8 @@ pub struct Phase {
     pub per_second: f64,
     pub latency: Latency,
     pub cpu: Usage,
+    /// CPU microseconds per answered request, by part (see [`Usage::micros_per_op`]).
+    pub cpu_micros_per_request: BTreeMap<String, f64>,
 }
 
 #[derive(Debug, Serialize)]
@@ -335,6 +337,7 @@ pub async fn phase_with_run(
         seconds: run.elapsed.as_secs_f64(),
         per_second: run.per_second(),
         latency: run.latency(),
+        cpu_micros_per_request: cpu.micros_per_op(run.per_second()),
         cpu,
     };
     Ok((phase, run))
@@ -553,6 +556,7 @@ fn print_summary(r: &Report) {
         println!("cpu, healthz ({:.1} s):       {}", h.cpu.wall_seconds, h.cpu.line());
     }
     println!("cpu, notifications ({:.1} s): {}", n.cpu.wall_seconds, n.cpu.line());
+    println!("cpu per notification:       {}", n.cpu.micros_line(n.per_second));
     if let Some(p) = &r.publisher {
         println!();
         match p.drained_after_ms {

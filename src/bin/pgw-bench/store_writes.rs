@@ -75,6 +75,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             fmt_ms(w.latency.max_ms)
         );
         println!("cpu ({:.1} s): {}", w.cpu.wall_seconds, w.cpu.line());
+        println!("cpu per write: {}", w.cpu.micros_line(w.per_second));
         for (e, c) in &w.errors {
             println!("error: {e} × {c}");
         }
