@@ -390,3 +390,65 @@ pub async fn wait_for_status(app: &TestApp, inv: &str, status: &str, within: Dur
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// The `pgw-relay` binary run as an operator runs it: `--config FILE`, listeners on free loopback
+/// ports, no `PGW_RELAY_ENV` or `RUST_LOG` from the test's environment.
+pub struct RelayProcess {
+    pub child: std::process::Child,
+    pub public: String,
+    pub internal: String,
+}
+
+impl RelayProcess {
+    /// Starts it with `stdout` as its standard output (stderr joins it when piped) and waits
+    /// until `GET <internal><ready_path>` answers `200`.
+    pub async fn start(config: &std::path::Path, stdout: std::process::Stdio, ready_path: &str) -> RelayProcess {
+        use std::process::{Command, Stdio};
+        let (public_port, internal_port) = (free_port(), free_port());
+        let child = Command::new(env!("CARGO_BIN_EXE_pgw-relay"))
+            .arg("--config")
+            .arg(config)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .env("PGW_RELAY__SERVER__PUBLIC_ADDR", format!("127.0.0.1:{public_port}"))
+            .env("PGW_RELAY__SERVER__INTERNAL_ADDR", format!("127.0.0.1:{internal_port}"))
+            .env_remove("PGW_RELAY_ENV")
+            .env_remove("RUST_LOG")
+            .stdout(stdout)
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("pgw-relay starts");
+        let relay = RelayProcess {
+            child,
+            public: format!("http://127.0.0.1:{public_port}"),
+            internal: format!("http://127.0.0.1:{internal_port}"),
+        };
+        let client = reqwest::Client::new();
+        let until = std::time::Instant::now() + Duration::from_secs(20);
+        while !matches!(client.get(format!("{}{ready_path}", relay.internal)).send().await, Ok(r) if r.status() == 200)
+        {
+            assert!(std::time::Instant::now() < until, "pgw-relay did not answer {ready_path}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        relay
+    }
+
+    /// Sends SIGTERM and waits for the exit; the exit status and what it wrote (stdout when piped,
+    /// then stderr).
+    pub async fn terminate(mut self) -> (std::process::ExitStatus, String) {
+        use std::io::Read;
+        let _ = std::process::Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        tokio::task::spawn_blocking(move || {
+            let status = self.child.wait().expect("wait for pgw-relay");
+            let mut out = String::new();
+            if let Some(mut stdout) = self.child.stdout.take() {
+                stdout.read_to_string(&mut out).expect("read stdout");
+            }
+            if let Some(mut stderr) = self.child.stderr.take() {
+                stderr.read_to_string(&mut out).expect("read stderr");
+            }
+            (status, out)
+        })
+        .await
+        .expect("the wait task")
+    }
+}

@@ -1,8 +1,8 @@
 //! Named internal tokens: every change is logged with the name of the token that asked for it,
 //! never the token.
 
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Stdio;
+use std::time::Duration;
 
 use serde_json::json;
 
@@ -43,26 +43,9 @@ token_file = "{file}"
     )
     .unwrap();
     let log_path = dir.path().join("log.jsonl");
-    let (public_port, internal_port) = (free_port(), free_port());
-    let mut child = Command::new(env!("CARGO_BIN_EXE_pgw-relay"))
-        .arg("--config")
-        .arg(&config)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env("PGW_RELAY__SERVER__PUBLIC_ADDR", format!("127.0.0.1:{public_port}"))
-        .env("PGW_RELAY__SERVER__INTERNAL_ADDR", format!("127.0.0.1:{internal_port}"))
-        .env_remove("PGW_RELAY_ENV")
-        .env_remove("RUST_LOG")
-        .stdout(Stdio::from(std::fs::File::create(&log_path).unwrap()))
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let internal = format!("http://127.0.0.1:{internal_port}");
+    let relay = RelayProcess::start(&config, Stdio::from(std::fs::File::create(&log_path).unwrap()), "/readyz").await;
+    let internal = relay.internal.clone();
     let client = reqwest::Client::new();
-    let until = Instant::now() + Duration::from_secs(20);
-    while !matches!(client.get(format!("{internal}/readyz")).send().await, Ok(r) if r.status() == 200) {
-        assert!(Instant::now() < until, "pgw-relay did not become ready");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
     let replay = json!({"from": "2026-01-01T00:00:00Z", "to": "2026-01-02T00:00:00Z"});
     for token in [secret, API_TOKEN] {
         let res =
@@ -75,8 +58,7 @@ token_file = "{file}"
     let res = client.post(format!("{internal}/v1/events/replay")).bearer_auth("wrong-token-1234").json(&replay);
     assert_eq!(res.send().await.unwrap().status(), 401);
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let _ = child.kill();
-    let _ = child.wait();
+    relay.terminate().await;
 
     let log = std::fs::read_to_string(&log_path).unwrap();
     assert!(!log.contains(secret) && !log.contains(API_TOKEN), "a token leaked into the log");

@@ -3,7 +3,7 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
@@ -180,29 +180,14 @@ async fn the_access_log_carries_the_path_but_never_the_query_string() {
         ),
     )
     .unwrap();
-    let (public_port, internal_port) = (free_port(), free_port());
-    let mut child = Command::new(env!("CARGO_BIN_EXE_pgw-relay"))
-        .arg("--config")
-        .arg(&config)
-        .env("PGW_RELAY__SERVER__PUBLIC_ADDR", format!("127.0.0.1:{public_port}"))
-        .env("PGW_RELAY__SERVER__INTERNAL_ADDR", format!("127.0.0.1:{internal_port}"))
-        .env_remove("PGW_RELAY_ENV")
-        .env_remove("RUST_LOG")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let relay = RelayProcess::start(&config, Stdio::piped(), "/healthz").await;
     let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
-    let until = Instant::now() + Duration::from_secs(20);
-    while client.get(format!("http://127.0.0.1:{internal_port}/healthz")).send().await.is_err() {
-        assert!(Instant::now() < until, "pgw-relay did not start");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
     let customer = json!({"invoiceNo": "LOGCHECK1", "respCode": "2000", "respDesc": "CUSTOMER-SECRET-MARKER"});
     let response = base64::engine::general_purpose::STANDARD.encode(customer.to_string());
     let res = client
         .get(format!(
-            "http://127.0.0.1:{public_port}/2c2p/frontend-return?merchantID=JT01&token=QUERY-TOKEN-MARKER&paymentResponse={}",
+            "{}/2c2p/frontend-return?merchantID=JT01&token=QUERY-TOKEN-MARKER&paymentResponse={}",
+            relay.public,
             url::form_urlencoded::byte_serialize(response.as_bytes()).collect::<String>()
         ))
         .send()
@@ -210,23 +195,9 @@ async fn the_access_log_carries_the_path_but_never_the_query_string() {
         .unwrap();
     assert_eq!(res.status(), 200, "no result_url: a small page");
     tokio::time::sleep(Duration::from_millis(300)).await;
-    unsafe_kill_term(child.id());
-    let output = tokio::task::spawn_blocking(move || {
-        let _ = child.wait();
-        let mut out = String::new();
-        child.stdout.take().unwrap().read_to_string(&mut out).unwrap();
-        child.stderr.take().unwrap().read_to_string(&mut out).unwrap();
-        out
-    })
-    .await
-    .unwrap();
+    let (_, output) = relay.terminate().await;
     assert!(output.contains("/2c2p/frontend-return"), "the access log names the path: {output}");
     for marker in ["QUERY-TOKEN-MARKER", "CUSTOMER-SECRET-MARKER", &response] {
         assert!(!output.contains(marker), "{marker} leaked into the logs");
     }
-}
-
-/// Sends SIGTERM.
-fn unsafe_kill_term(pid: u32) {
-    let _ = Command::new("kill").arg("-TERM").arg(pid.to_string()).status();
 }

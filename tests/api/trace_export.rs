@@ -3,10 +3,9 @@
 //! `traceparent` of the notification (or inquiry) on the AMQP message of the event it caused.
 
 use std::collections::HashMap;
-use std::io::Read;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use actix_web::dev::ServerHandle;
 use actix_web::{web, App, HttpResponse, HttpServer};
@@ -166,9 +165,8 @@ async fn spans_reach_the_collector_logs_carry_their_ids_and_consumers_continue_t
     broker.bind().await;
 
     let dir = tempfile::tempdir().unwrap();
-    let (public_port, internal_port) = (free_port(), free_port());
-    let public = format!("http://127.0.0.1:{public_port}");
-    let internal = format!("http://127.0.0.1:{internal_port}");
+    // The merchant's return URLs name the public listener, whose port is chosen at start: the
+    // sim only needs them to be well formed for the payment token, not to reach them.
     let config = dir.path().join("relay.toml");
     std::fs::write(
         &config,
@@ -201,8 +199,8 @@ service_name = "pgw-relay-traced"
 id = "JT01"
 secret_key = "{JT01_KEY}"
 timezone = "+08:00"
-backend_return_url = "{public}/2c2p/backend-notification"
-frontend_return_url = "{public}/2c2p/frontend-return?merchantID=JT01"
+backend_return_url = "http://127.0.0.1:9/2c2p/backend-notification"
+frontend_return_url = "http://127.0.0.1:9/2c2p/frontend-return?merchantID=JT01"
 "#,
             db = dir.path().join("relay.db").display(),
             amqp = amqp_url(),
@@ -211,23 +209,9 @@ frontend_return_url = "{public}/2c2p/frontend-return?merchantID=JT01"
         ),
     )
     .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_pgw-relay"))
-        .arg("--config")
-        .arg(&config)
-        .env("PGW_RELAY__SERVER__PUBLIC_ADDR", format!("127.0.0.1:{public_port}"))
-        .env("PGW_RELAY__SERVER__INTERNAL_ADDR", format!("127.0.0.1:{internal_port}"))
-        .env_remove("PGW_RELAY_ENV")
-        .env_remove("RUST_LOG")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let relay = RelayProcess::start(&config, Stdio::piped(), "/readyz").await;
+    let (public, internal) = (relay.public.clone(), relay.internal.clone());
     let client = reqwest::Client::builder().timeout(Duration::from_secs(15)).build().unwrap();
-    let until = Instant::now() + Duration::from_secs(20);
-    while !matches!(client.get(format!("{internal}/readyz")).send().await, Ok(r) if r.status() == 200) {
-        assert!(Instant::now() < until, "pgw-relay did not become ready");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 
     // A backend notification: its event's message continues the notification's span.
     let notified = invoice_no();
@@ -277,15 +261,7 @@ frontend_return_url = "{public}/2c2p/frontend-return?merchantID=JT01"
     assert_ne!(i_trace, n_trace, "the inquiry is a trace of its own");
 
     // SIGTERM: the spans still buffered are exported before the process ends.
-    let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
-    let output = tokio::task::spawn_blocking(move || {
-        let status = child.wait().unwrap();
-        let mut out = String::new();
-        child.stdout.take().unwrap().read_to_string(&mut out).unwrap();
-        (status, out)
-    })
-    .await
-    .unwrap();
+    let output = relay.terminate().await;
     assert!(output.0.success(), "pgw-relay exited with {:?}", output.0);
 
     let spans = collector.spans();
