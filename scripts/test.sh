@@ -9,6 +9,8 @@ scripts/services.sh
 PGW_RELAY_DOC_TOOLS=$(scripts/doc-tools.sh)
 export PGW_RELAY_DOC_TOOLS
 cargo test --locked --all-targets
+# The service without pgw-sim (the `sim` feature), as a deployment may build it: a check, not a build.
+cargo check --locked --no-default-features --bin pgw-relay
 if [ -x scripts/check-deploy.sh ]; then
   scripts/check-deploy.sh
 fi

@@ -184,8 +184,8 @@ mod tests {
         );
         let zone = "+08:00".parse().unwrap();
         let o = Observation::from_payment_result(&r, Source::BackendNotification, "702702000001875", zone, 0).unwrap();
-        assert_eq!(o.amount.as_ref().unwrap().minor, 100000);
-        assert_eq!(o.amount.as_ref().unwrap().exponent, 2);
+        assert_eq!(o.amount.as_ref().unwrap().minor(), 100000);
+        assert_eq!(o.amount.as_ref().unwrap().exponent(), 2);
         assert_eq!(o.resp_code, "0000");
         assert_eq!(o.class(), CodeClass::Succeeded);
         assert_eq!(o.transaction_time.as_deref(), Some("2022-04-01T13:53:59+08:00"));

@@ -15,17 +15,19 @@ use std::time::{Duration, Instant};
 
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
-use sha2::{Digest, Sha256};
 use tokio::sync::watch;
 
 use crate::config::Merchant;
+use crate::domain::dedupe;
 use crate::domain::state::Status;
 use crate::http::body::read_limited;
 use crate::http::AppState;
 use crate::protocol::frontend_return::{self, FrontendReturn};
 use crate::store::FrontendReturnRecord;
 
-/// Largest form body read (the real one is a few hundred bytes).
+/// Largest body read (the real one is a few hundred bytes). The body is streamed, not buffered by
+/// actix: a larger `Content-Length` is refused before reading, a larger streamed body as soon as
+/// it passes this size.
 const MAX_FORM_BYTES: usize = 16 * 1024;
 
 /// How often a waiting browser looks at the invoice's state (a notification may settle it).
@@ -136,7 +138,7 @@ async fn wait_for_result(
     loop {
         let inquiry_done = *done.borrow_and_update();
         let status = match state.store.invoice(&merchant.id, invoice_no).await {
-            Ok(Some(inv)) => inv.status().unwrap_or(Status::Pending),
+            Ok(Some(inv)) => inv.status,
             _ => Status::Pending,
         };
         if status.is_final() {
@@ -166,7 +168,7 @@ fn record(state: &AppState, merchant: &Merchant, decoded: &FrontendReturn, may_c
         invoice_no: decoded.invoice_no.clone(),
         resp_code: decoded.resp_code.clone(),
         resp_desc: decoded.resp_desc.clone(),
-        dedupe_key: dedupe_key(&merchant.id, &raw),
+        dedupe_key: dedupe::frontend_return_key(&merchant.id, &raw),
         raw,
         after_return: settings.reconcile.after_return,
         may_create,
@@ -174,13 +176,6 @@ fn record(state: &AppState, merchant: &Merchant, decoded: &FrontendReturn, may_c
         untrusted_ttl: fr.untrusted_ttl,
         max_returns: i64::from(fr.max_returns_per_invoice),
     }
-}
-
-/// Identical returns of one invoice (a refresh, a double click) share one key.
-fn dedupe_key(merchant_id: &str, raw: &str) -> String {
-    let digest = Sha256::digest(format!("{merchant_id}.{raw}").as_bytes());
-    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-    format!("fr:{hex}")
 }
 
 /// Cuts the browser's free-text fields to `max_chars` characters.
@@ -252,12 +247,5 @@ mod tests {
         let cut = limit_text(long, 256);
         assert_eq!(cut.resp_desc.unwrap().chars().count(), 256);
         assert_eq!(cut.channel_code.as_deref(), Some("CC"));
-    }
-
-    #[test]
-    fn identical_returns_share_a_key_and_merchants_do_not() {
-        assert_eq!(dedupe_key("JT01", "{}"), dedupe_key("JT01", "{}"));
-        assert_ne!(dedupe_key("JT01", "{}"), dedupe_key("JT02", "{}"));
-        assert_ne!(dedupe_key("JT01", "{}"), dedupe_key("JT01", "{\"a\":1}"));
     }
 }

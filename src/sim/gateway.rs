@@ -236,7 +236,7 @@ fn parse_token_request(
         return Err(reject("9010", "Invalid Currency Code"));
     }
     let amount = Money::parse_major(&amount_text, &currency).map_err(|_| reject("9009", "Amount is invalid"))?;
-    if amount.minor <= 0 {
+    if amount.minor() <= 0 {
         return Err(reject("9009", "Amount is invalid"));
     }
 
@@ -286,7 +286,7 @@ fn parse_token_request(
         merchant_id: merchant.id.clone(),
         invoice_no,
         description,
-        amount,
+        amount: (&amount).into(),
         customer_tokens,
         backend_return_url,
         frontend_return_url,

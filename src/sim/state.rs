@@ -17,7 +17,6 @@ use super::ledger::{Delivery, DeliveryAttempt, LedgerEntry, NotificationRecord, 
 use super::notify::{FirstAttempt, NotifyJob};
 use super::payload::{self, RawObject};
 use super::scenario::{Scenario, Scope, Spelling};
-use crate::domain::money::Money;
 use crate::protocol::jwt;
 
 /// `(merchantID, invoiceNo)`.
@@ -61,7 +60,7 @@ pub(crate) struct NewInvoice {
     pub merchant_id: String,
     pub invoice_no: String,
     pub description: String,
-    pub amount: Money,
+    pub amount: crate::sim::ledger::SimAmount,
     pub customer_tokens: Vec<String>,
     pub backend_return_url: Option<String>,
     pub frontend_return_url: Option<String>,

@@ -1,7 +1,7 @@
 //! What operators look at: invoice and outbox lists (keyset pages, newest first), one event
 //! replayed, and the gauges scrapes read. Written once against [`Sql`] like `ops.rs`.
 
-use crate::store::ops::{event_columns, invoice_columns};
+use crate::store::ops::{event_columns_sql, invoice_columns_sql};
 use crate::store::sql::{args, Arg, Sql};
 use crate::store::{EventRow, InvoiceRow, StoreError};
 
@@ -121,7 +121,7 @@ pub async fn list_invoices<C: Sql>(c: &mut C, f: &InvoiceFilter) -> Result<Vec<I
     args.push(Arg::from(f.limit));
     let sql = format!(
         "SELECT {} FROM invoices{} ORDER BY created_at DESC, merchant_id DESC, invoice_no DESC LIMIT ${}",
-        invoice_columns!(),
+        invoice_columns_sql!(),
         w.clause(),
         args.len()
     );
@@ -147,7 +147,8 @@ pub async fn list_events<C: Sql>(c: &mut C, f: &EventFilter) -> Result<Vec<Event
     }
     let mut args = w.args.clone();
     args.push(Arg::from(f.limit));
-    let sql = format!("SELECT {} FROM events{} ORDER BY seq DESC LIMIT ${}", event_columns!(), w.clause(), args.len());
+    let sql =
+        format!("SELECT {} FROM events{} ORDER BY seq DESC LIMIT ${}", event_columns_sql!(), w.clause(), args.len());
     c.events(&sql, &args).await
 }
 

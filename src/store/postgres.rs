@@ -13,8 +13,9 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgConnection, PgPool};
 use tokio::runtime::Handle;
 
+use crate::clock::now_ms;
 use crate::config::DatabaseSettings;
-use crate::store::{now_ms, StoreError};
+use crate::store::StoreError;
 
 /// The PostgreSQL store.
 #[derive(Clone)]

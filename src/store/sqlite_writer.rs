@@ -17,8 +17,9 @@ use rusqlite::types::{ToSqlOutput, Value, ValueRef};
 use rusqlite::{CachedStatement, Row, ToSql};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::clock::now_ms;
 use crate::store::sql::{Arg, Dialect, Sql};
-use crate::store::{now_ms, EventRow, HistoryRow, InvoiceRow, QuarantineRow, StoreError};
+use crate::store::{EventRow, HistoryRow, InvoiceRow, QuarantineRow, StoreError};
 
 impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
@@ -110,17 +111,17 @@ impl WriterConn {
     }
 }
 
-/// An invoice from a statement returning the columns of `invoice_columns!` (by position: cheaper
+/// An invoice from a statement returning the columns of `invoice_columns_sql!` (by position: cheaper
 /// than by name on the writer's hot path).
 fn invoice_row(r: &Row<'_>) -> rusqlite::Result<InvoiceRow> {
     Ok(InvoiceRow {
         merchant_id: r.get(0)?,
         invoice_no: r.get(1)?,
-        status: r.get(2)?,
+        status: stored(r, 2)?,
         amount_minor: r.get(3)?,
         currency: r.get(4)?,
         exponent: r.get(5)?,
-        origin: r.get(6)?,
+        origin: stored(r, 6)?,
         trusted: r.get(7)?,
         sequence: r.get(8)?,
         resp_code: r.get(9)?,
@@ -138,7 +139,16 @@ fn invoice_row(r: &Row<'_>) -> rusqlite::Result<InvoiceRow> {
     })
 }
 
-/// An event from a statement returning the columns of `event_columns!`, by position.
+/// A text column read as the domain type it stores (a status, an origin).
+fn stored<T: TryFrom<String, Error = crate::domain::origin::UnknownValue>>(
+    r: &Row<'_>,
+    i: usize,
+) -> rusqlite::Result<T> {
+    T::try_from(r.get::<_, String>(i)?)
+        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e)))
+}
+
+/// An event from a statement returning the columns of `event_columns_sql!`, by position.
 fn event_row(r: &Row<'_>) -> rusqlite::Result<EventRow> {
     Ok(EventRow {
         seq: r.get(0)?,
