@@ -21,6 +21,8 @@ mod tests;
 use std::fmt;
 
 use chrono::FixedOffset;
+
+use crate::domain::ids::MerchantId;
 use secrecy::SecretString;
 
 pub use display::{redact_url, redacted};
@@ -63,7 +65,7 @@ impl fmt::Debug for InternalToken {
 /// A merchant with its secrets resolved and its settings parsed.
 #[derive(Clone)]
 pub struct Merchant {
-    pub id: String,
+    pub id: MerchantId,
     pub secret_key: SecretString,
     pub previous_secret_key: Option<SecretString>,
     pub timezone: FixedOffset,
@@ -93,6 +95,6 @@ pub struct Config {
 impl Config {
     /// The merchant with this id, if configured.
     pub fn merchant(&self, id: &str) -> Option<&Merchant> {
-        self.merchants.iter().find(|m| m.id == id)
+        self.merchants.iter().find(|m| m.id.as_str() == id)
     }
 }

@@ -8,6 +8,7 @@ use chrono::FixedOffset;
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::config::{Config, ConfigError, InternalApiSettings, InternalToken, Merchant, Settings, MIN_RETENTION};
+use crate::domain::ids::MerchantId;
 
 /// Resolves secrets and checks every value, naming the first bad key.
 pub fn resolve(settings: Settings) -> Result<Config, ConfigError> {
@@ -80,9 +81,7 @@ pub fn resolve(settings: Settings) -> Result<Config, ConfigError> {
     let mut merchants = Vec::with_capacity(settings.merchants.len());
     for (i, m) in settings.merchants.iter().enumerate() {
         let key = |field: &str| format!("merchants[{i}].{field}");
-        if m.id.is_empty() || m.id.len() > 25 {
-            return Err(ConfigError::invalid(key("id"), "must be 1 to 25 characters"));
-        }
+        let id = MerchantId::parse(&m.id).map_err(|_| ConfigError::invalid(key("id"), "must be 1 to 25 characters"))?;
         if !seen.insert(m.id.clone()) {
             return Err(ConfigError::invalid(key("id"), format!("merchant {} is configured twice", m.id)));
         }
@@ -111,7 +110,7 @@ pub fn resolve(settings: Settings) -> Result<Config, ConfigError> {
             }
         }
         merchants.push(Merchant {
-            id: m.id.clone(),
+            id,
             secret_key,
             previous_secret_key,
             timezone,

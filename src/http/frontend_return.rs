@@ -19,6 +19,7 @@ use tokio::sync::watch;
 
 use crate::config::Merchant;
 use crate::domain::dedupe;
+use crate::domain::ids::{InvoiceKey, InvoiceNo};
 use crate::domain::state::Status;
 use crate::http::body::read_limited;
 use crate::http::AppState;
@@ -70,6 +71,11 @@ pub async fn frontend_return(req: HttpRequest, payload: web::Payload, state: web
 
 /// Records the return and decides the status to show: `(status, wait outcome)`.
 async fn handle(state: &AppState, merchant: &Merchant, decoded: &FrontendReturn) -> (Status, &'static str) {
+    // Decoding checked the invoice number already.
+    let Ok(invoice_no) = InvoiceNo::parse(&decoded.invoice_no) else {
+        return (Status::Pending, "not_waited");
+    };
+    let key = InvoiceKey { merchant_id: merchant.id.clone(), invoice_no };
     let known = match state.store.invoice(&merchant.id, &decoded.invoice_no).await {
         Ok(known) => known,
         Err(e) => {
@@ -87,7 +93,7 @@ async fn handle(state: &AppState, merchant: &Merchant, decoded: &FrontendReturn)
         return (Status::Pending, "not_waited");
     }
     let recorded =
-        match state.store.record_frontend_return(record(state, merchant, decoded, !trusted), state.timing()).await {
+        match state.store.record_frontend_return(record(state, &key, decoded, !trusted), state.timing()).await {
             Ok(r) => r,
             Err(e) => {
                 // Unsigned and only a hint: the browser is still redirected; reconciliation finds
@@ -112,7 +118,7 @@ async fn handle(state: &AppState, merchant: &Merchant, decoded: &FrontendReturn)
         return (shown, "not_waited");
     }
     // A new return starts an inquiry now; a repeated one only joins one that is running.
-    let Some(done) = state.reconciler.inquire_on_return(&merchant.id, &decoded.invoice_no, recorded.recorded) else {
+    let Some(done) = state.reconciler.inquire_on_return(&key, recorded.recorded) else {
         return (status, "not_waited");
     };
     wait_for_result(state, merchant, &decoded.invoice_no, done).await
@@ -159,16 +165,16 @@ async fn wait_for_result(
 }
 
 /// What to store of a return.
-fn record(state: &AppState, merchant: &Merchant, decoded: &FrontendReturn, may_create: bool) -> FrontendReturnRecord {
+fn record(state: &AppState, key: &InvoiceKey, decoded: &FrontendReturn, may_create: bool) -> FrontendReturnRecord {
     let settings = &state.config.settings;
     let fr = &settings.frontend_return;
     let raw = serde_json::to_string(decoded).unwrap_or_default();
     FrontendReturnRecord {
-        merchant_id: merchant.id.clone(),
-        invoice_no: decoded.invoice_no.clone(),
+        merchant_id: key.merchant_id.clone(),
+        invoice_no: key.invoice_no.clone(),
         resp_code: decoded.resp_code.clone(),
         resp_desc: decoded.resp_desc.clone(),
-        dedupe_key: dedupe::frontend_return_key(&merchant.id, &raw),
+        dedupe_key: dedupe::frontend_return_key(&key.merchant_id, &raw),
         raw,
         after_return: settings.reconcile.after_return,
         may_create,

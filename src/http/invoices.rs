@@ -3,6 +3,7 @@
 
 use actix_web::{web, HttpResponse};
 
+use crate::domain::ids::InvoiceKey;
 use crate::domain::money::Money;
 use crate::domain::origin::Origin;
 use crate::http::api_types::RegisterInvoiceRequest;
@@ -14,19 +15,13 @@ use crate::store::NewInvoice;
 /// Registers the invoice for reconciliation; `true` when it was new.
 pub(crate) async fn register(
     state: &AppState,
-    merchant_id: &str,
-    invoice_no: &str,
+    key: InvoiceKey,
     amount: Money,
     expires_at_ms: Option<i64>,
     origin: Origin,
 ) -> Result<bool, ApiError> {
-    let invoice = NewInvoice {
-        merchant_id: merchant_id.to_owned(),
-        invoice_no: invoice_no.to_owned(),
-        amount,
-        expires_at_ms,
-        origin,
-    };
+    let invoice =
+        NewInvoice { merchant_id: key.merchant_id, invoice_no: key.invoice_no, amount, expires_at_ms, origin };
     Ok(state.store.register_invoice(invoice, state.timing()).await?)
 }
 
@@ -55,7 +50,8 @@ pub async fn register_invoice(body: web::Bytes, state: web::Data<AppState>) -> R
                 .timestamp_millis(),
         ),
     };
-    let created = register(&state, &merchant.id, &invoice_no, money, expires_at, Origin::Registered).await?;
+    let key = InvoiceKey { merchant_id: merchant.id.clone(), invoice_no: invoice_no.clone() };
+    let created = register(&state, key, money, expires_at, Origin::Registered).await?;
     let inv = state.store.invoice(&merchant.id, &invoice_no).await?.ok_or_else(ApiError::store_unavailable)?;
     let body = crate::http::api_types::InvoiceSummary {
         status: inv.status.into(),

@@ -47,7 +47,7 @@ pub struct AppState {
     pub gateway: GatewayClient,
     pub reconciler: Reconciler,
     /// Per-merchant limit on browser returns for invoices the relay does not trust yet.
-    pub frontend_limiter: Arc<governor::DefaultKeyedRateLimiter<String>>,
+    pub frontend_limiter: Arc<governor::DefaultKeyedRateLimiter<crate::domain::ids::MerchantId>>,
     /// Browsers that may wait for an inquiry's result at once.
     pub waiting_browsers: Arc<tokio::sync::Semaphore>,
 }

@@ -162,8 +162,8 @@ async fn quarantine(
     tracing::error!(merchant = %merchant, invoice = %invoice, error = %error.chain(), "store refused a verified notification: quarantined");
     let held = Quarantined {
         kind: Source::BackendNotification.as_str(),
-        merchant_id: merchant.clone(),
-        invoice_no: Some(invoice.clone()),
+        merchant_id: merchant.to_string(),
+        invoice_no: Some(invoice.to_string()),
         dedupe_key: Some(dedupe_key),
         raw: audit,
         error: error.chain(),

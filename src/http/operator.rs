@@ -10,7 +10,7 @@ use crate::domain::state::Status;
 use crate::http::auth::token_of;
 use crate::http::error::ApiError;
 use crate::http::AppState;
-use crate::store::{EventFilter, InvoiceFilter, InvoiceKey, ReplaySelector};
+use crate::store::{EventFilter, InvoiceCursor, InvoiceFilter, ReplaySelector};
 use serde::Deserialize;
 
 /// Items per page unless `limit` says otherwise, and the most allowed.
@@ -146,12 +146,12 @@ fn encode_invoice_cursor(inv: &crate::store::InvoiceRow) -> String {
     URL_SAFE_NO_PAD.encode(json)
 }
 
-fn decode_invoice_cursor(v: &str) -> Result<InvoiceKey, ApiError> {
+fn decode_invoice_cursor(v: &str) -> Result<InvoiceCursor, ApiError> {
     let bad = || invalid("cursor", "is not one this API gave out");
     let bytes = URL_SAFE_NO_PAD.decode(v).map_err(|_| bad())?;
     let (created_at, merchant_id, invoice_no): (i64, String, String) =
         serde_json::from_slice(&bytes).map_err(|_| bad())?;
-    Ok(InvoiceKey { created_at, merchant_id, invoice_no })
+    Ok(InvoiceCursor { created_at, merchant_id, invoice_no })
 }
 
 /// `GET /v1/events?merchantID=&invoiceNo=&published=&limit=&cursor=`: outbox rows, newest

@@ -6,6 +6,7 @@ use chrono::{NaiveDateTime, TimeZone};
 use serde_json::Value;
 
 use crate::clock::now_ms;
+use crate::domain::ids::InvoiceKey;
 use crate::domain::origin::Origin;
 use crate::gateway::GatewayError;
 use crate::http::api_types::PaymentTokenRequest;
@@ -61,8 +62,8 @@ pub async fn create_payment_token(body: web::Bytes, state: web::Data<AppState>) 
     let Ok(Value::Object(mut fields)) = serde_json::to_value(&req) else {
         return Err(ApiError::bad_request("malformed", "the body must be a JSON object"));
     };
-    fields.insert("merchantID".into(), Value::String(merchant.id.clone()));
-    fields.insert("invoiceNo".into(), Value::String(invoice_no.clone()));
+    fields.insert("merchantID".into(), Value::String(merchant.id.to_string()));
+    fields.insert("invoiceNo".into(), Value::String(invoice_no.to_string()));
     fields.insert("amount".into(), Value::String(money.major_string()));
     fields.insert("currencyCode".into(), Value::String(money.currency().code().to_string()));
     for (field, configured) in
@@ -97,13 +98,14 @@ pub async fn create_payment_token(body: web::Bytes, state: web::Data<AppState>) 
             "2C2P answered 0000 without a payment token or URL",
         ));
     };
-    register(&state, &merchant.id, &invoice_no, money, expires_at, Origin::PaymentToken).await?;
+    let key = InvoiceKey { merchant_id: merchant.id.clone(), invoice_no: invoice_no.clone() };
+    register(&state, key, money, expires_at, Origin::PaymentToken).await?;
     tracing::info!(merchant = %merchant.id, invoice = %invoice_no, "payment token created");
     Ok(HttpResponse::Created().json(crate::http::api_types::PaymentTokenCreated {
         web_payment_url,
         payment_token,
-        merchant_id: merchant.id.clone(),
-        invoice_no,
+        merchant_id: merchant.id.to_string(),
+        invoice_no: invoice_no.into(),
     }))
 }
 

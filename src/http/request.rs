@@ -4,8 +4,8 @@ use actix_web::http::StatusCode;
 use serde_json::Value;
 
 use crate::config::Merchant;
+use crate::domain::ids::InvoiceNo;
 use crate::domain::money::{Money, MoneyError};
-use crate::domain::observation::valid_invoice_no;
 use crate::http::api_types::AmountInput;
 use crate::http::error::ApiError;
 use crate::http::AppState;
@@ -39,12 +39,11 @@ pub(crate) fn merchant<'a>(state: &'a AppState, id: Option<&str>) -> Result<&'a 
 }
 
 /// `invoiceNo`: 1 to 50 characters of letters, digits, `-` and `_`.
-pub(crate) fn invoice_no(no: &str) -> Result<String, ApiError> {
-    let ok = valid_invoice_no(no) && no.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-    if !ok {
-        return Err(invalid("invoiceNo", "must be 1 to 50 letters, digits, '-' or '_'"));
-    }
-    Ok(no.to_string())
+pub(crate) fn invoice_no(no: &str) -> Result<InvoiceNo, ApiError> {
+    InvoiceNo::parse(no)
+        .ok()
+        .filter(InvoiceNo::is_plain)
+        .ok_or_else(|| invalid("invoiceNo", "must be 1 to 50 letters, digits, '-' or '_'"))
 }
 
 /// `amount` (number or decimal string, major units) in `currencyCode`, at the currency's precision.

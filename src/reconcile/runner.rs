@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::clock::{age_secs_now, ms, now_ms};
 use crate::config::Config;
+use crate::domain::ids::InvoiceKey;
 use crate::domain::observation::{Observation, Source};
 use crate::gateway::{GatewayClient, GatewayError};
 use crate::metrics::Metrics;
@@ -37,7 +38,7 @@ const PRUNE_EVERY: Duration = Duration::from_secs(60);
 const PRUNE_BATCH: i64 = 1000;
 
 /// Inquiries started by browser returns that are still running, per invoice.
-type InFlight = Arc<Mutex<HashMap<(String, String), watch::Receiver<bool>>>>;
+type InFlight = Arc<Mutex<HashMap<InvoiceKey, watch::Receiver<bool>>>>;
 
 /// What one inquiry found.
 #[derive(Debug, Clone, Serialize)]
@@ -203,8 +204,8 @@ impl Reconciler {
     /// receiver turns `true` when the inquiry's answer is recorded. The inquiry runs to its end
     /// whether or not anyone waits, counts against `reconcile.max_rps`, and takes the invoice's
     /// lease, so no replica inquires it at the same time.
-    pub fn inquire_on_return(&self, merchant_id: &str, invoice_no: &str, start: bool) -> Option<watch::Receiver<bool>> {
-        let key = (merchant_id.to_owned(), invoice_no.to_owned());
+    pub fn inquire_on_return(&self, key: &InvoiceKey, start: bool) -> Option<watch::Receiver<bool>> {
+        let key = key.clone();
         let mut in_flight = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(rx) = in_flight.get(&key) {
             return Some(rx.clone());
@@ -218,14 +219,18 @@ impl Reconciler {
         let this = self.clone();
         tokio::spawn(async move {
             let lease = this.config.settings.reconcile.lease;
-            match this.store.lease_invoice(&key.0, &key.1, &this.owner, lease).await {
+            match this.store.lease_invoice(&key, &this.owner, lease).await {
                 Ok(Some(row)) => {
                     if let Err(e) = this.inquire_row(&row, false).await {
-                        tracing::warn!(error = %e, invoice = %key.1, "inquiry result not stored");
+                        tracing::warn!(error = %e, invoice = %key.invoice_no, "inquiry result not stored");
                     }
                 }
-                Ok(None) => tracing::debug!(invoice = %key.1, "invoice not pending or leased elsewhere: no inquiry"),
-                Err(e) => tracing::warn!(error = %e, invoice = %key.1, "invoice could not be leased for an inquiry"),
+                Ok(None) => {
+                    tracing::debug!(invoice = %key.invoice_no, "invoice not pending or leased elsewhere: no inquiry")
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, invoice = %key.invoice_no, "invoice could not be leased for an inquiry")
+                }
             }
             this.in_flight.lock().unwrap_or_else(|e| e.into_inner()).remove(&key);
             let _ = tx.send(true);
@@ -327,12 +332,13 @@ impl Reconciler {
         self.metrics.inquiries.with_label_values(&[outcome.as_str()]).inc();
         let timing = Timing::from(&self.config.settings.reconcile);
         let (observation, raw) = finished.observation.map_or((None, None), |(obs, raw)| (Some(obs), Some(raw)));
+        let key = row.key()?;
         let recorded = self
             .store
             .record_inquiry(
                 InquiryDone {
-                    merchant_id: row.merchant_id.clone(),
-                    invoice_no: row.invoice_no.clone(),
+                    merchant_id: key.merchant_id,
+                    invoice_no: key.invoice_no,
                     observation,
                     raw,
                     next_at: finished.step.next_at,

@@ -229,7 +229,7 @@ fn parse_token_request(
         .trim()
         .to_ascii_uppercase();
 
-    if !invoice_no.chars().all(|c| c.is_ascii_graphic()) {
+    if crate::domain::ids::InvoiceNo::parse(&invoice_no).is_err() {
         return Err(reject("9004", "The invoiceNo value is not valid"));
     }
     if !merchant.accepts_currency(&currency) {

@@ -11,6 +11,7 @@ mod retention;
 mod rows;
 mod sql;
 mod sqlite;
+mod sqlite_rows;
 mod sqlite_writer;
 mod types;
 
@@ -22,11 +23,12 @@ use crate::clock::ms;
 /// Re-exported from [`crate::clock`], where every layer reads the time.
 pub use crate::clock::now_ms;
 use crate::config::DatabaseSettings;
+use crate::domain::ids::InvoiceKey;
 use crate::domain::observation::Observation;
 
 pub(crate) use error::sqlite_code_is_transient;
 pub use error::{Cause, StoreError};
-pub use operator::{EventFilter, Gauges, InvoiceFilter, InvoiceKey};
+pub use operator::{EventFilter, Gauges, InvoiceCursor, InvoiceFilter};
 pub use retention::Pruned;
 pub use rows::{EventRow, HistoryRow, InvoiceRow, QuarantineRow};
 pub use types::{
@@ -257,14 +259,12 @@ impl Store {
     /// it is not in that state or is leased.
     pub async fn lease_invoice(
         &self,
-        merchant_id: &str,
-        invoice_no: &str,
+        key: &InvoiceKey,
         owner: &str,
         lease: Duration,
     ) -> Result<Option<InvoiceRow>, StoreError> {
-        let (merchant_id, invoice_no, owner, lease_ms) =
-            (merchant_id.to_owned(), invoice_no.to_owned(), owner.to_owned(), ms(lease));
-        in_transaction!(self, |c, now| ops::lease_invoice(c, &merchant_id, &invoice_no, &owner, lease_ms, now))
+        let (key, owner, lease_ms) = (key.clone(), owner.to_owned(), ms(lease));
+        in_transaction!(self, |c, now| ops::lease_invoice(c, &key.merchant_id, &key.invoice_no, &owner, lease_ms, now))
     }
 
     /// Releases a leased invoice without inquiring, due again at `next_at` (Unix ms).

@@ -7,7 +7,7 @@ use crate::store::{EventRow, InvoiceRow, StoreError};
 
 /// Where a page of invoices starts: the last item of the previous page.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct InvoiceKey {
+pub struct InvoiceCursor {
     pub created_at: i64,
     pub merchant_id: String,
     pub invoice_no: String,
@@ -24,7 +24,7 @@ pub struct InvoiceFilter {
     /// Created before (Unix ms).
     pub created_to: Option<i64>,
     /// Only invoices after this one in the listing order.
-    pub after: Option<InvoiceKey>,
+    pub after: Option<InvoiceCursor>,
     pub limit: i64,
 }
 

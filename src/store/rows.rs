@@ -1,5 +1,6 @@
 //! Row types shared by both backends.
 
+use crate::domain::ids::InvoiceKey;
 use crate::domain::money::Money;
 use crate::domain::origin::Origin;
 use crate::domain::state::Status;
@@ -34,6 +35,12 @@ pub struct InvoiceRow {
 }
 
 impl InvoiceRow {
+    /// The invoice's identifiers, checked.
+    pub fn key(&self) -> Result<InvoiceKey, StoreError> {
+        InvoiceKey::parse(&self.merchant_id, &self.invoice_no)
+            .map_err(|e| StoreError::Corrupt(format!("invoice {}: {e}", self.invoice_no)))
+    }
+
     /// The registered amount, if any. An amount whose exponent is not its currency's, or that
     /// is only partly stored, is corrupt.
     pub fn amount(&self) -> Result<Option<Money>, StoreError> {

@@ -61,6 +61,17 @@ impl<'a> From<&'a Option<String>> for Arg<'a> {
     }
 }
 
+impl<'a> From<&'a crate::domain::ids::MerchantId> for Arg<'a> {
+    fn from(v: &'a crate::domain::ids::MerchantId) -> Self {
+        Arg::Text(Some(v.as_str()))
+    }
+}
+impl<'a> From<&'a crate::domain::ids::InvoiceNo> for Arg<'a> {
+    fn from(v: &'a crate::domain::ids::InvoiceNo) -> Self {
+        Arg::Text(Some(v.as_str()))
+    }
+}
+
 /// `args![a, b, …]`: an argument list, each value converted with `Arg::from`.
 macro_rules! args {
     ($($v:expr),* $(,)?) => {

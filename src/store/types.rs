@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use crate::domain::ids::{InvoiceNo, MerchantId};
 use crate::domain::money::Money;
 use crate::domain::observation::Observation;
 use crate::domain::state::{AnomalyReason, Decision, Status};
@@ -38,8 +39,8 @@ pub struct RecordResult {
 /// An invoice to register (from a payment token or the internal API).
 #[derive(Debug, Clone)]
 pub struct NewInvoice {
-    pub merchant_id: String,
-    pub invoice_no: String,
+    pub merchant_id: MerchantId,
+    pub invoice_no: InvoiceNo,
     pub amount: Money,
     /// End of the payment window, Unix ms.
     pub expires_at_ms: Option<i64>,
@@ -64,8 +65,8 @@ pub enum ReplaySelector {
 /// A browser return to record.
 #[derive(Debug, Clone)]
 pub struct FrontendReturnRecord {
-    pub merchant_id: String,
-    pub invoice_no: String,
+    pub merchant_id: MerchantId,
+    pub invoice_no: InvoiceNo,
     /// The flow code the browser carried (never a payment result).
     pub resp_code: Option<String>,
     pub resp_desc: Option<String>,
@@ -105,8 +106,8 @@ pub struct FrontendReturnResult {
 /// The outcome of one inquiry, to record.
 #[derive(Debug, Clone)]
 pub struct InquiryDone {
-    pub merchant_id: String,
-    pub invoice_no: String,
+    pub merchant_id: MerchantId,
+    pub invoice_no: InvoiceNo,
     /// The verified answer, normalised (`None` when the gateway gave no payment result).
     pub observation: Option<Observation>,
     /// The signed answer, for audit.
