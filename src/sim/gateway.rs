@@ -13,7 +13,7 @@ use serde_json::value::RawValue;
 use super::config::SimMerchant;
 use super::payload::{self, RawObject};
 use super::scenario::Spelling;
-use super::state::{CreateError, NewInvoice, SimState, FLOW_2000_DESC};
+use super::state::{CreateError, SimState, TokenRequest, FLOW_2000_DESC};
 use crate::domain::money::Money;
 use crate::protocol::jwt::{self, Envelope, JwtError};
 use crate::protocol::payment_result::{InquiryRequest, RequestError};
@@ -215,7 +215,7 @@ fn parse_token_request(
     merchant: &SimMerchant,
     claims: &HashMap<String, Box<RawValue>>,
     version: Spelling,
-) -> Result<NewInvoice, Reject> {
+) -> Result<TokenRequest, Reject> {
     let missing = || reject("9005", "Some mandatory fields are missing");
     let invoice_no = opt_text(claims, "invoiceNo", 50)?.ok_or_else(missing)?;
     let description = opt_text(claims, "description", 250)?.ok_or_else(missing)?;
@@ -282,7 +282,7 @@ fn parse_token_request(
     {
         user_defined[i] = opt_text(claims, key, 150)?;
     }
-    Ok(NewInvoice {
+    Ok(TokenRequest {
         merchant_id: merchant.id.clone(),
         invoice_no,
         description,

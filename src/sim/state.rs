@@ -56,7 +56,7 @@ struct Inner {
 
 /// A validated Payment Token request.
 #[derive(Debug, Clone)]
-pub(crate) struct NewInvoice {
+pub(crate) struct TokenRequest {
     pub merchant_id: String,
     pub invoice_no: String,
     pub description: String,
@@ -237,7 +237,7 @@ impl SimState {
 
     /// Records a new invoice and issues its payment token. The same `idempotencyID` for an invoice
     /// that has no result yet answers the existing entry again instead of 9015.
-    pub fn create_invoice(&self, new: NewInvoice) -> Result<LedgerEntry, CreateError> {
+    pub fn create_invoice(&self, new: TokenRequest) -> Result<LedgerEntry, CreateError> {
         let key = (new.merchant_id.clone(), new.invoice_no.clone());
         let mut inner = self.lock();
         if let Some(existing) = inner.invoices.get(&key) {

@@ -82,3 +82,5 @@ impl PgStore {
         self.read(|c| Box::pin(async move { Ok(sqlx::query("SELECT 1").execute(c).await.map(|_| ())?) })).await
     }
 }
+
+crate::store::sql::sqlx_sql!(sqlx::PgConnection, sqlx::Postgres, &crate::store::ops::POSTGRES);
