@@ -118,7 +118,8 @@ pub struct InvoiceDetail {
     pub resp_desc: Option<String>,
     #[serde(rename = "tranRef")]
     pub tran_ref: Option<String>,
-    /// How pgw-relay learned of it (`payment_token`, `register`, `notification`, `frontend_return`, …).
+    /// How pgw-relay first learned of it: `payment_token`, `registered`, `backend_notification`,
+    /// `inquiry` or `frontend_return`.
     pub origin: String,
     /// False while known only from a browser return.
     pub trusted: bool,

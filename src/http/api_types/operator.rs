@@ -96,7 +96,8 @@ pub struct InvoiceListItem {
     pub amount: Option<MoneyBody>,
     #[serde(rename = "respCode")]
     pub resp_code: Option<String>,
-    /// How the relay learned of it.
+    /// How pgw-relay first learned of it: `payment_token`, `registered`, `backend_notification`,
+    /// `inquiry` or `frontend_return`.
     pub origin: String,
     pub trusted: bool,
     #[serde(rename = "needsReview")]
