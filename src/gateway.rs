@@ -98,7 +98,7 @@ impl GatewayClient {
     /// `POST /payment/4.3/paymentInquiry` for one invoice.
     pub async fn inquiry(&self, merchant: &Merchant, invoice_no: &str) -> Result<InquiryAnswer, GatewayError> {
         let request = InquiryRequest {
-            merchant_id: merchant.id.clone(),
+            merchant_id: merchant.id.to_string(),
             invoice_no: invoice_no.to_string(),
             locale: Some("en".into()),
         };
@@ -202,7 +202,7 @@ mod tests {
 
     fn merchant() -> Merchant {
         Merchant {
-            id: "JT01".into(),
+            id: crate::domain::ids::MerchantId::parse("JT01").unwrap(),
             secret_key: "a-merchant-key".into(),
             previous_secret_key: None,
             timezone: chrono::FixedOffset::east_opt(0).unwrap(),

@@ -1,6 +1,9 @@
 //! Prometheus metrics (listed in the README), all prefixed `pgw_relay_`, in one registry owned by the
 //! application. Labels never carry invoice numbers or secrets.
 
+use crate::domain::observation::Source;
+use crate::domain::state::AnomalyReason;
+
 use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
     TextEncoder,
@@ -254,6 +257,13 @@ impl Metrics {
             m.frontend_return_wait.with_label_values(&[outcome]);
         }
         m
+    }
+
+    /// Counts a recorded anomaly and logs it at `error`: the one place both happen, whichever
+    /// path (notification, inquiry, quarantine) recorded it.
+    pub fn anomaly(&self, reason: AnomalyReason, merchant_id: &str, invoice_no: &str, source: Source) {
+        self.anomalies.with_label_values(&[reason.as_str()]).inc();
+        tracing::error!(merchant = %merchant_id, invoice = %invoice_no, reason = reason.as_str(), source = source.as_str(), "payment anomaly");
     }
 
     /// Counts a notification outcome.

@@ -6,9 +6,10 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
+use crate::clock::{ms, now_ms};
 use crate::config::RetentionSettings;
 use crate::metrics::Metrics;
-use crate::store::{ms, now_ms, Pruned, Store, StoreError};
+use crate::store::{Pruned, Store, StoreError};
 
 /// What a prune did (or, dry, would do).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]

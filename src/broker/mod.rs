@@ -6,6 +6,7 @@
 //! [`Broker::spawn`] starts the relay in the background and returns a [`BrokerHandle`] for
 //! readiness reports and shutdown.
 
+pub mod backoff;
 pub mod publisher;
 pub mod relay;
 
@@ -20,7 +21,7 @@ use crate::config::BrokerSettings;
 use crate::metrics::Metrics;
 use crate::store::Store;
 
-pub use publisher::{BrokerError, Outcome, Publisher};
+pub use publisher::{BrokerError, PublishOutcome, Publisher};
 pub use relay::OutboxRelay;
 
 /// Starts the outbox relay.
@@ -45,7 +46,6 @@ impl Broker {
         let connected = Arc::new(AtomicBool::new(false));
         let done = CancellationToken::new();
         let relay = OutboxRelay::new(settings, store, metrics, wake, connected.clone());
-        let owner: Arc<str> = relay.owner().into();
         let flush_by = relay.flush_by();
         // Dropped when the task ends, even by a panic.
         let guard = done.clone().drop_guard();
@@ -53,7 +53,7 @@ impl Broker {
             let _guard = guard;
             relay.run(shutdown, flush_timeout).await;
         });
-        BrokerHandle { connected, done, owner, flush_by }
+        BrokerHandle { connected, done, flush_by }
     }
 }
 
@@ -62,7 +62,6 @@ impl Broker {
 pub struct BrokerHandle {
     connected: Arc<AtomicBool>,
     done: CancellationToken,
-    owner: Arc<str>,
     flush_by: relay::FlushBy,
 }
 
@@ -72,20 +71,9 @@ impl BrokerHandle {
         self.connected.load(Ordering::SeqCst)
     }
 
-    /// The relay's claim owner (`<hostname>-<pid>-<random>`), also sent to the broker as the
-    /// client property `pgw_relay_owner`.
-    pub fn owner(&self) -> &str {
-        &self.owner
-    }
-
     /// Makes the final flush end by `deadline` (call before cancelling the relay's shutdown).
     pub fn flush_by(&self, deadline: std::time::Instant) {
         *self.flush_by.lock().unwrap_or_else(|e| e.into_inner()) = Some(deadline);
-    }
-
-    /// True once the relay task has ended.
-    pub fn is_stopped(&self) -> bool {
-        self.done.is_cancelled()
     }
 
     /// Waits until the relay task has ended (after shutdown was requested).

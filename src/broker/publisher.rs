@@ -4,18 +4,17 @@
 //! Failure handling is crash-only: whatever goes wrong (connect, declare, publish, confirm error
 //! or timeout), the connection is dropped and the next [`Publisher::connect`] builds everything
 //! again after a capped exponential backoff. The outbox stays the source of truth, so nothing that
-//! was not confirmed is ever considered sent.
+//! was not confirmed is ever considered sent. The default queue and its dead letters are declared
+//! in `topology`.
 
-use std::collections::hash_map::RandomState;
-use std::hash::{BuildHasher, Hasher};
+mod topology;
+
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::stream::{FuturesUnordered, StreamExt};
-use lapin::options::{
-    BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
-};
+use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions};
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, Event, ExchangeKind};
 use secrecy::ExposeSecret;
@@ -23,6 +22,7 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio::time::timeout;
 
+use crate::broker::backoff::retry_delay;
 use crate::config::BrokerSettings;
 use crate::metrics::Metrics;
 use crate::store::EventRow;
@@ -51,7 +51,7 @@ pub enum BrokerError {
 
 /// What happened to one published event.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
+pub enum PublishOutcome {
     /// Routed and confirmed by the broker (`basic.ack` without a return).
     Published,
     /// Unroutable: the broker returned it (`basic.return`, e.g. 312 NO_ROUTE) before acking.
@@ -64,26 +64,26 @@ pub enum Outcome {
     TimedOut,
 }
 
-impl Outcome {
+impl PublishOutcome {
     /// The `result` label of `publish_confirms`.
     pub fn label(&self) -> &'static str {
         match self {
-            Outcome::Published => "ack",
-            Outcome::Returned { .. } => "returned",
-            Outcome::Nacked => "nack",
-            Outcome::Failed(_) => "error",
-            Outcome::TimedOut => "timeout",
+            PublishOutcome::Published => "ack",
+            PublishOutcome::Returned { .. } => "returned",
+            PublishOutcome::Nacked => "nack",
+            PublishOutcome::Failed(_) => "error",
+            PublishOutcome::TimedOut => "timeout",
         }
     }
 
     /// Why the event is still unpublished (stored as the outbox row's last error).
     pub fn reason(&self) -> String {
         match self {
-            Outcome::Published => "published".to_string(),
-            Outcome::Returned { code, text } => format!("returned by the broker: {code} {text}"),
-            Outcome::Nacked => "nacked by the broker".to_string(),
-            Outcome::Failed(e) => format!("publish failed: {e}"),
-            Outcome::TimedOut => "no publisher confirm in time".to_string(),
+            PublishOutcome::Published => "published".to_string(),
+            PublishOutcome::Returned { code, text } => format!("returned by the broker: {code} {text}"),
+            PublishOutcome::Nacked => "nacked by the broker".to_string(),
+            PublishOutcome::Failed(e) => format!("publish failed: {e}"),
+            PublishOutcome::TimedOut => "no publisher confirm in time".to_string(),
         }
     }
 }
@@ -159,7 +159,7 @@ impl Publisher {
         if self.failures == 0 {
             return Duration::ZERO;
         }
-        jitter(backoff(self.settings.reconnect_min_backoff, self.settings.reconnect_max_backoff, self.failures - 1))
+        retry_delay(&self.settings, self.failures - 1)
     }
 
     /// One connection attempt: connect, declare the topology, open the confirm-mode channel.
@@ -218,93 +218,13 @@ impl Publisher {
         Ok(Link { connection, channel, watcher })
     }
 
-    /// Declares the default durable queue (`default_queue_type`, dead-lettering to
-    /// `dead_letter_exchange` when set) and binds it with `payment.#`. A queue that already
-    /// exists with other arguments (406, e.g. a classic queue from before quorum was the default)
-    /// is left as it is and only bound: declaration arguments are never changed in place.
-    async fn declare_default_queue(&self, connection: &Connection, setup: Channel) -> Result<(), BrokerError> {
-        let s = &self.settings;
-        let mut arguments = FieldTable::default();
-        arguments.insert("x-queue-type".into(), AMQPValue::LongString(s.default_queue_type.as_str().into()));
-        if !s.dead_letter_exchange.is_empty() {
-            self.declare_dead_letters(&setup).await?;
-            arguments
-                .insert("x-dead-letter-exchange".into(), AMQPValue::LongString(s.dead_letter_exchange.clone().into()));
-        }
-        let declared = timeout(
-            s.operation_timeout,
-            setup.queue_declare(s.default_queue.clone().into(), QueueDeclareOptions::durable(), arguments),
-        )
-        .await;
-        let setup = match declared {
-            Ok(Ok(_)) => setup,
-            Ok(Err(e)) if e.is_amqp_soft_error() => {
-                tracing::error!(
-                    queue = %s.default_queue,
-                    error = %e,
-                    "the default queue exists with other arguments; binding it as it is"
-                );
-                self.op("channel.open", connection.create_channel()).await?
-            }
-            Ok(Err(e)) => return Err(BrokerError::Amqp("queue.declare", e.to_string())),
-            Err(_) => return Err(BrokerError::Timeout("queue.declare")),
-        };
-        self.op(
-            "queue.bind",
-            setup.queue_bind(
-                s.default_queue.clone().into(),
-                s.exchange.clone().into(),
-                DEFAULT_BINDING.into(),
-                QueueBindOptions::default(),
-                FieldTable::default(),
-            ),
-        )
-        .await?;
-        let _ = timeout(s.operation_timeout, setup.close(200, "topology declared".into())).await;
-        Ok(())
-    }
-
-    /// Declares the dead-letter exchange (fanout, durable) and `<default_queue>.dead` bound to it,
-    /// where messages consumers reject from the default queue land.
-    async fn declare_dead_letters(&self, setup: &Channel) -> Result<(), BrokerError> {
-        let s = &self.settings;
-        let durable = ExchangeDeclareOptions { durable: true, ..ExchangeDeclareOptions::default() };
-        self.op(
-            "exchange.declare",
-            setup.exchange_declare(
-                s.dead_letter_exchange.clone().into(),
-                ExchangeKind::Fanout,
-                durable,
-                FieldTable::default(),
-            ),
-        )
-        .await?;
-        let dead = format!("{}.dead", s.default_queue);
-        let mut arguments = FieldTable::default();
-        arguments.insert("x-queue-type".into(), AMQPValue::LongString(s.default_queue_type.as_str().into()));
-        self.op("queue.declare", setup.queue_declare(dead.clone().into(), QueueDeclareOptions::durable(), arguments))
-            .await?;
-        self.op(
-            "queue.bind",
-            setup.queue_bind(
-                dead.into(),
-                s.dead_letter_exchange.clone().into(),
-                "".into(),
-                QueueBindOptions::default(),
-                FieldTable::default(),
-            ),
-        )
-        .await?;
-        Ok(())
-    }
-
     /// Publishes `rows` pipelined (mandatory, persistent, routing key = event type) and awaits
     /// every confirm. Returns one outcome per row, in order. Each call is bounded by
     /// `operation_timeout` and by `deadline`. An error or a timeout drops the connection.
-    pub async fn publish(&mut self, rows: &[EventRow], deadline: Instant) -> Vec<Outcome> {
-        let mut outcomes: Vec<Option<Outcome>> = vec![None; rows.len()];
+    pub async fn publish(&mut self, rows: &[EventRow], deadline: Instant) -> Vec<PublishOutcome> {
+        let mut outcomes: Vec<Option<PublishOutcome>> = vec![None; rows.len()];
         let Some(link) = &self.link else {
-            return vec![Outcome::Failed(BrokerError::NotConnected.to_string()); rows.len()];
+            return vec![PublishOutcome::Failed(BrokerError::NotConnected.to_string()); rows.len()];
         };
         let channel = link.channel.clone();
         let exchange = self.settings.exchange.clone();
@@ -350,11 +270,11 @@ impl Publisher {
                     pending.push(async move { (i, started, confirm.await) });
                 }
                 Ok(Err(e)) => {
-                    self.record(&mut outcomes, i, started, Outcome::Failed(e.to_string()));
+                    self.record(&mut outcomes, i, started, PublishOutcome::Failed(e.to_string()));
                     break;
                 }
                 Err(_) => {
-                    self.record(&mut outcomes, i, started, Outcome::TimedOut);
+                    self.record(&mut outcomes, i, started, PublishOutcome::TimedOut);
                     break;
                 }
             }
@@ -364,13 +284,15 @@ impl Publisher {
         let wait_until = tokio::time::Instant::from_std(now + bound(now));
         while let Ok(Some((i, started, result))) = tokio::time::timeout_at(wait_until, pending.next()).await {
             let outcome = match result {
-                Ok(Confirmation::Ack(None)) => Outcome::Published,
+                Ok(Confirmation::Ack(None)) => PublishOutcome::Published,
                 Ok(Confirmation::Ack(Some(returned))) => {
-                    Outcome::Returned { code: returned.reply_code, text: returned.reply_text.to_string() }
+                    PublishOutcome::Returned { code: returned.reply_code, text: returned.reply_text.to_string() }
                 }
-                Ok(Confirmation::Nack(_)) => Outcome::Nacked,
-                Ok(Confirmation::NotRequested) => Outcome::Failed("the channel is not in confirm mode".to_string()),
-                Err(e) => Outcome::Failed(e.to_string()),
+                Ok(Confirmation::Nack(_)) => PublishOutcome::Nacked,
+                Ok(Confirmation::NotRequested) => {
+                    PublishOutcome::Failed("the channel is not in confirm mode".to_string())
+                }
+                Err(e) => PublishOutcome::Failed(e.to_string()),
             };
             self.record(&mut outcomes, i, started, outcome);
         }
@@ -383,12 +305,12 @@ impl Publisher {
                 (Some(o), _) => o,
                 (None, Some(started)) => {
                     // Handed to the channel, but no confirm before the deadline.
-                    self.count(&Outcome::TimedOut, started);
-                    Outcome::TimedOut
+                    self.count(&PublishOutcome::TimedOut, started);
+                    PublishOutcome::TimedOut
                 }
-                (None, None) => Outcome::Failed("not sent: the connection failed".to_string()),
+                (None, None) => PublishOutcome::Failed("not sent: the connection failed".to_string()),
             };
-            broken |= matches!(outcome, Outcome::Failed(_) | Outcome::TimedOut);
+            broken |= matches!(outcome, PublishOutcome::Failed(_) | PublishOutcome::TimedOut);
             result.push(outcome);
         }
         if broken {
@@ -398,13 +320,13 @@ impl Publisher {
         result
     }
 
-    fn record(&self, outcomes: &mut [Option<Outcome>], i: usize, started: Instant, o: Outcome) {
+    fn record(&self, outcomes: &mut [Option<PublishOutcome>], i: usize, started: Instant, o: PublishOutcome) {
         self.count(&o, started);
         outcomes[i] = Some(o);
     }
 
     /// Counts one outcome in `publish_confirms` and `publish_confirm_duration`.
-    fn count(&self, o: &Outcome, started: Instant) {
+    fn count(&self, o: &PublishOutcome, started: Instant) {
         self.metrics.publish_confirms.with_label_values(&[o.label()]).inc();
         self.metrics.publish_confirm_duration.observe(started.elapsed().as_secs_f64());
     }
@@ -461,43 +383,6 @@ async fn watch(events: impl futures_util::Stream<Item = Event> + Send, lost: Arc
         if let Event::Error(e) = event {
             tracing::debug!(error = %e, "broker connection event");
             lost.notify_one();
-        }
-    }
-}
-
-/// `min * 2^n`, capped at `max`.
-pub(crate) fn backoff(min: Duration, max: Duration, n: u32) -> Duration {
-    let factor = 1u32.checked_shl(n.min(30)).unwrap_or(u32::MAX);
-    min.saturating_mul(factor).min(max)
-}
-
-/// A random duration between half of `d` and `d`.
-pub(crate) fn jitter(d: Duration) -> Duration {
-    let mut h = RandomState::new().build_hasher();
-    h.write_u128(Instant::now().elapsed().as_nanos());
-    let r = (h.finish() % 1_000) as u32; // 0..1000
-    d / 2 + (d / 2) * r / 1_000
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_doubles_and_caps() {
-        let min = Duration::from_millis(200);
-        let max = Duration::from_secs(30);
-        assert_eq!(backoff(min, max, 0), min);
-        assert_eq!(backoff(min, max, 3), Duration::from_millis(1600));
-        assert_eq!(backoff(min, max, 20), max);
-        assert_eq!(backoff(min, max, 200), max);
-    }
-
-    #[test]
-    fn jitter_stays_between_half_and_full() {
-        for _ in 0..100 {
-            let d = jitter(Duration::from_secs(1));
-            assert!(d >= Duration::from_millis(500) && d <= Duration::from_secs(1));
         }
     }
 }

@@ -17,10 +17,12 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
-use crate::broker::publisher::{backoff, jitter, Outcome, Publisher};
+use crate::broker::backoff::retry_delay;
+use crate::broker::publisher::{PublishOutcome, Publisher};
+use crate::clock::age_secs_now;
 use crate::config::BrokerSettings;
 use crate::metrics::Metrics;
-use crate::store::{now_ms, EventRow, Store};
+use crate::store::{EventRow, Store};
 use crate::telemetry::propagation;
 
 /// The outbox gauges are refreshed at most this often.
@@ -76,7 +78,7 @@ impl OutboxRelay {
         wake: Arc<Notify>,
         connected: Arc<AtomicBool>,
     ) -> OutboxRelay {
-        let owner = owner_id();
+        let owner = crate::replica::owner_id();
         let publisher = Publisher::new(settings.clone(), metrics.clone(), connected, owner.clone());
         OutboxRelay {
             settings,
@@ -98,11 +100,6 @@ impl OutboxRelay {
     /// `flush_timeout` still bounds it.
     pub fn flush_by(&self) -> FlushBy {
         self.flush_by.clone()
-    }
-
-    /// The claim owner of this relay (`<hostname>-<pid>-<random>`).
-    pub fn owner(&self) -> &str {
-        &self.owner
     }
 
     /// Runs until `shutdown` is cancelled, then finishes the batch in flight, publishes what is
@@ -145,11 +142,7 @@ impl OutboxRelay {
             let report = self.process(rows, None).await;
             if report.failed > 0 && report.published == 0 {
                 self.failed_batches = self.failed_batches.saturating_add(1);
-                let delay = jitter(backoff(
-                    self.settings.reconnect_min_backoff,
-                    self.settings.reconnect_max_backoff,
-                    self.failed_batches - 1,
-                ));
+                let delay = retry_delay(&self.settings, self.failed_batches - 1);
                 self.pause(delay, &shutdown).await;
             } else {
                 self.failed_batches = 0;
@@ -257,14 +250,14 @@ impl OutboxRelay {
         let now = Instant::now();
         for (row, outcome) in rows.iter().zip(outcomes) {
             match outcome {
-                Outcome::Published => {
+                PublishOutcome::Published => {
                     report.published += 1;
                     self.unmarked.push((row.seq, row.event_type.clone()));
                 }
                 other => {
                     report.failed += 1;
                     match &other {
-                        Outcome::Returned { code, text } => tracing::warn!(
+                        PublishOutcome::Returned { code, text } => tracing::warn!(
                             event_id = %row.event_id,
                             event_type = %row.event_type,
                             exchange = %self.settings.exchange,
@@ -272,7 +265,7 @@ impl OutboxRelay {
                             text = %text,
                             "event unroutable: no queue is bound for it"
                         ),
-                        Outcome::Nacked => tracing::error!(
+                        PublishOutcome::Nacked => tracing::error!(
                             event_id = %row.event_id,
                             event_type = %row.event_type,
                             "event nacked by the broker"
@@ -282,11 +275,7 @@ impl OutboxRelay {
                         }
                     }
                     let attempts = u32::try_from(row.attempts).unwrap_or(0);
-                    let delay = jitter(backoff(
-                        self.settings.reconnect_min_backoff,
-                        self.settings.reconnect_max_backoff,
-                        attempts,
-                    ));
+                    let delay = retry_delay(&self.settings, attempts);
                     self.parked.push(Parked {
                         seq: row.seq,
                         reason: other.reason(),
@@ -382,11 +371,7 @@ impl OutboxRelay {
     }
 
     fn store_backoff(&self) -> Duration {
-        jitter(backoff(
-            self.settings.reconnect_min_backoff,
-            self.settings.reconnect_max_backoff,
-            self.store_failures.saturating_sub(1),
-        ))
+        retry_delay(&self.settings, self.store_failures.saturating_sub(1))
     }
 
     /// Sets `outbox_backlog`, `outbox_parked` and `outbox_oldest_age_seconds`, at most once a second.
@@ -400,35 +385,10 @@ impl OutboxRelay {
             Ok(g) => {
                 self.metrics.outbox_backlog.set(g.outbox_backlog);
                 self.metrics.outbox_parked.set(g.outbox_parked);
-                let age = g.oldest_unpublished_at.map(|t| (now_ms() - t).max(0) / 1000).unwrap_or(0);
+                let age = age_secs_now(g.oldest_unpublished_at);
                 self.metrics.outbox_oldest_age_seconds.set(age);
             }
             Err(e) => tracing::debug!(error = %e, "cannot read outbox stats"),
         }
-    }
-}
-
-/// `<hostname>-<pid>-<8 random hex digits>`: unique per process start.
-fn owner_id() -> String {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .map(|h| h.trim().to_string())
-        .filter(|h| !h.is_empty())
-        .or_else(|| std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty()))
-        .unwrap_or_else(|| "pgw-relay".to_string());
-    let random = uuid::Uuid::now_v7().simple().to_string();
-    format!("{host}-{}-{}", std::process::id(), &random[24..])
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn owner_ids_are_unique_and_shaped() {
-        let a = owner_id();
-        let b = owner_id();
-        assert_ne!(a, b);
-        assert!(a.contains(&format!("-{}-", std::process::id())));
     }
 }

@@ -5,6 +5,7 @@
 use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
+use crate::clock::rfc3339_ms;
 use crate::domain::money::Money;
 use crate::domain::observation::Observation;
 use crate::domain::state::{AnomalyReason, EventType, Status};
@@ -30,7 +31,7 @@ pub fn event_id(merchant_id: &str, invoice_no: &str, event_type: EventType, fact
 }
 
 /// An event ready for the outbox.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewEvent {
     pub id: Uuid,
     pub event_type: EventType,
@@ -129,11 +130,6 @@ pub fn build(facts: &EventFacts<'_>) -> NewEvent {
     }
 }
 
-/// Unix milliseconds as RFC 3339 UTC with milliseconds.
-pub fn rfc3339_ms(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -151,7 +147,7 @@ mod tests {
 
     #[test]
     fn the_body_is_a_cloudevent_without_invented_fields() {
-        let amount = Money { minor: 23087, currency: "THB".into(), exponent: 2 };
+        let amount = Money::from_stored(23087, "THB", 2).unwrap();
         let ev = build(&EventFacts {
             merchant_id: "JT01",
             invoice_no: "INV1",

@@ -4,6 +4,7 @@
 use chrono::{DateTime, FixedOffset, NaiveDateTime, TimeZone};
 use serde::{Deserialize, Serialize};
 
+use crate::domain::ids::{IdError, InvoiceNo, MerchantId};
 use crate::domain::money::{Money, MoneyError};
 use crate::domain::redact;
 use crate::protocol::payment_result::PaymentResult;
@@ -73,14 +74,16 @@ pub enum NormalizeError {
     MerchantMismatch(String),
     #[error(transparent)]
     Amount(#[from] MoneyError),
+    #[error(transparent)]
+    Id(#[from] IdError),
 }
 
 /// A normalised payment observation.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Observation {
     pub source: Source,
-    pub merchant_id: String,
-    pub invoice_no: String,
+    pub merchant_id: MerchantId,
+    pub invoice_no: InvoiceNo,
     pub resp_code: String,
     pub resp_desc: Option<String>,
     pub amount: Option<Money>,
@@ -124,10 +127,9 @@ impl Observation {
                 return Err(NormalizeError::MerchantMismatch(claimed.clone()));
             }
         }
-        let invoice_no = result.invoice_no.clone().ok_or(NormalizeError::Missing("invoiceNo"))?;
-        if !valid_invoice_no(&invoice_no) {
-            return Err(NormalizeError::BadInvoice);
-        }
+        let invoice_no = result.invoice_no.as_deref().ok_or(NormalizeError::Missing("invoiceNo"))?;
+        let invoice_no = InvoiceNo::parse(invoice_no).map_err(|_| NormalizeError::BadInvoice)?;
+        let merchant_id = MerchantId::parse(merchant_id)?;
         let raw_code = result.resp_code.clone().ok_or(NormalizeError::Missing("respCode"))?;
         let resp_code = resp_code::normalize(&raw_code).ok_or(NormalizeError::BadRespCode(raw_code))?;
         // An amount is only ever read with its currency: one without the other is an error.
@@ -141,7 +143,7 @@ impl Observation {
             result.transaction_date_time.as_deref().and_then(|raw| parse_local_time(raw, zone)).map(|t| t.to_rfc3339());
         Ok(Observation {
             source,
-            merchant_id: merchant_id.to_string(),
+            merchant_id,
             invoice_no,
             resp_code,
             resp_desc: result.resp_desc.clone(),
@@ -160,11 +162,6 @@ impl Observation {
             traceparent: None,
         })
     }
-}
-
-/// An invoice number as 2C2P accepts it: 1 to 50 printable ASCII characters.
-pub fn valid_invoice_no(s: &str) -> bool {
-    !s.is_empty() && s.len() <= 50 && s.chars().all(|c| c.is_ascii_graphic())
 }
 
 /// Reads `yyyyMMddHHmmss` as local time in `zone`.
@@ -190,8 +187,8 @@ mod tests {
         );
         let zone = "+08:00".parse().unwrap();
         let o = Observation::from_payment_result(&r, Source::BackendNotification, "702702000001875", zone, 0).unwrap();
-        assert_eq!(o.amount.as_ref().unwrap().minor, 100000);
-        assert_eq!(o.amount.as_ref().unwrap().exponent, 2);
+        assert_eq!(o.amount.as_ref().unwrap().minor(), 100000);
+        assert_eq!(o.amount.as_ref().unwrap().exponent(), 2);
         assert_eq!(o.resp_code, "0000");
         assert_eq!(o.class(), CodeClass::Succeeded);
         assert_eq!(o.transaction_time.as_deref(), Some("2022-04-01T13:53:59+08:00"));

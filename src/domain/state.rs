@@ -55,6 +55,14 @@ impl Status {
     }
 }
 
+impl TryFrom<String> for Status {
+    type Error = crate::domain::origin::UnknownValue;
+    /// Reads a stored spelling.
+    fn try_from(value: String) -> Result<Status, Self::Error> {
+        Status::parse(&value).ok_or(crate::domain::origin::UnknownValue { what: "status", value })
+    }
+}
+
 /// The event types on the wire (also the routing keys).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum EventType {
@@ -144,10 +152,10 @@ pub fn decide(current: Option<&Current>, class: CodeClass, amount: Option<&Money
     let is_payment_fact = !matches!(class, C::Indeterminate | C::RequestError | C::NotFound);
     if is_payment_fact {
         if let (Some(registered), Some(seen)) = (current.and_then(|c| c.amount.as_ref()), amount) {
-            if registered.currency != seen.currency {
+            if registered.currency() != seen.currency() {
                 return Decision::Anomaly(AnomalyReason::CurrencyMismatch);
             }
-            if registered.minor != seen.minor {
+            if registered.minor() != seen.minor() {
                 return Decision::Anomaly(AnomalyReason::AmountMismatch);
             }
         }
@@ -253,13 +261,13 @@ mod tests {
             decide(Some(&at(Status::Pending, 0)), CodeClass::NeedsReview, None),
             Decision::Anomaly(AnomalyReason::NeedsReview)
         );
-        let thb = |minor| Money { minor, currency: "THB".into(), exponent: 2 };
+        let thb = |minor| Money::from_stored(minor, "THB", 2).unwrap();
         let registered = Current { status: Status::Pending, amount: Some(thb(1000)), sequence: 0 };
         assert_eq!(
             decide(Some(&registered), CodeClass::Succeeded, Some(&thb(999))),
             Decision::Anomaly(AnomalyReason::AmountMismatch)
         );
-        let sgd = Money { minor: 1000, currency: "SGD".into(), exponent: 2 };
+        let sgd = Money::from_stored(1000, "SGD", 2).unwrap();
         assert_eq!(
             decide(Some(&registered), CodeClass::Succeeded, Some(&sgd)),
             Decision::Anomaly(AnomalyReason::CurrencyMismatch)

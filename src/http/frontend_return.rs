@@ -15,17 +15,20 @@ use std::time::{Duration, Instant};
 
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
-use sha2::{Digest, Sha256};
 use tokio::sync::watch;
 
 use crate::config::Merchant;
+use crate::domain::dedupe;
+use crate::domain::ids::{InvoiceKey, InvoiceNo};
 use crate::domain::state::Status;
 use crate::http::body::read_limited;
 use crate::http::AppState;
 use crate::protocol::frontend_return::{self, FrontendReturn};
 use crate::store::FrontendReturnRecord;
 
-/// Largest form body read (the real one is a few hundred bytes).
+/// Largest body read (the real one is a few hundred bytes). The body is streamed, not buffered by
+/// actix: a larger `Content-Length` is refused before reading, a larger streamed body as soon as
+/// it passes this size.
 const MAX_FORM_BYTES: usize = 16 * 1024;
 
 /// How often a waiting browser looks at the invoice's state (a notification may settle it).
@@ -68,6 +71,11 @@ pub async fn frontend_return(req: HttpRequest, payload: web::Payload, state: web
 
 /// Records the return and decides the status to show: `(status, wait outcome)`.
 async fn handle(state: &AppState, merchant: &Merchant, decoded: &FrontendReturn) -> (Status, &'static str) {
+    // Decoding checked the invoice number already.
+    let Ok(invoice_no) = InvoiceNo::parse(&decoded.invoice_no) else {
+        return (Status::Pending, "not_waited");
+    };
+    let key = InvoiceKey { merchant_id: merchant.id.clone(), invoice_no };
     let known = match state.store.invoice(&merchant.id, &decoded.invoice_no).await {
         Ok(known) => known,
         Err(e) => {
@@ -85,7 +93,7 @@ async fn handle(state: &AppState, merchant: &Merchant, decoded: &FrontendReturn)
         return (Status::Pending, "not_waited");
     }
     let recorded =
-        match state.store.record_frontend_return(record(state, merchant, decoded, !trusted), state.timing()).await {
+        match state.store.record_frontend_return(record(state, &key, decoded, !trusted), state.timing()).await {
             Ok(r) => r,
             Err(e) => {
                 // Unsigned and only a hint: the browser is still redirected; reconciliation finds
@@ -110,7 +118,7 @@ async fn handle(state: &AppState, merchant: &Merchant, decoded: &FrontendReturn)
         return (shown, "not_waited");
     }
     // A new return starts an inquiry now; a repeated one only joins one that is running.
-    let Some(done) = state.reconciler.inquire_on_return(&merchant.id, &decoded.invoice_no, recorded.recorded) else {
+    let Some(done) = state.reconciler.inquire_on_return(&key, recorded.recorded) else {
         return (status, "not_waited");
     };
     wait_for_result(state, merchant, &decoded.invoice_no, done).await
@@ -136,7 +144,7 @@ async fn wait_for_result(
     loop {
         let inquiry_done = *done.borrow_and_update();
         let status = match state.store.invoice(&merchant.id, invoice_no).await {
-            Ok(Some(inv)) => inv.status().unwrap_or(Status::Pending),
+            Ok(Some(inv)) => inv.status,
             _ => Status::Pending,
         };
         if status.is_final() {
@@ -157,16 +165,16 @@ async fn wait_for_result(
 }
 
 /// What to store of a return.
-fn record(state: &AppState, merchant: &Merchant, decoded: &FrontendReturn, may_create: bool) -> FrontendReturnRecord {
+fn record(state: &AppState, key: &InvoiceKey, decoded: &FrontendReturn, may_create: bool) -> FrontendReturnRecord {
     let settings = &state.config.settings;
     let fr = &settings.frontend_return;
     let raw = serde_json::to_string(decoded).unwrap_or_default();
     FrontendReturnRecord {
-        merchant_id: merchant.id.clone(),
-        invoice_no: decoded.invoice_no.clone(),
+        merchant_id: key.merchant_id.clone(),
+        invoice_no: key.invoice_no.clone(),
         resp_code: decoded.resp_code.clone(),
         resp_desc: decoded.resp_desc.clone(),
-        dedupe_key: dedupe_key(&merchant.id, &raw),
+        dedupe_key: dedupe::frontend_return_key(&key.merchant_id, &raw),
         raw,
         after_return: settings.reconcile.after_return,
         may_create,
@@ -174,13 +182,6 @@ fn record(state: &AppState, merchant: &Merchant, decoded: &FrontendReturn, may_c
         untrusted_ttl: fr.untrusted_ttl,
         max_returns: i64::from(fr.max_returns_per_invoice),
     }
-}
-
-/// Identical returns of one invoice (a refresh, a double click) share one key.
-fn dedupe_key(merchant_id: &str, raw: &str) -> String {
-    let digest = Sha256::digest(format!("{merchant_id}.{raw}").as_bytes());
-    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-    format!("fr:{hex}")
 }
 
 /// Cuts the browser's free-text fields to `max_chars` characters.
@@ -252,12 +253,5 @@ mod tests {
         let cut = limit_text(long, 256);
         assert_eq!(cut.resp_desc.unwrap().chars().count(), 256);
         assert_eq!(cut.channel_code.as_deref(), Some("CC"));
-    }
-
-    #[test]
-    fn identical_returns_share_a_key_and_merchants_do_not() {
-        assert_eq!(dedupe_key("JT01", "{}"), dedupe_key("JT01", "{}"));
-        assert_ne!(dedupe_key("JT01", "{}"), dedupe_key("JT02", "{}"));
-        assert_ne!(dedupe_key("JT01", "{}"), dedupe_key("JT01", "{\"a\":1}"));
     }
 }

@@ -7,12 +7,15 @@ pub mod auth;
 pub mod body;
 pub mod error;
 pub mod frontend_return;
-pub mod internal;
+pub mod health;
+pub mod invoice_view;
+pub mod invoices;
 pub mod notification;
 pub mod openapi;
 pub mod operator;
 pub mod payment_tokens;
 pub mod quarantine;
+pub mod request;
 pub mod request_deadline;
 pub mod request_metrics;
 
@@ -44,7 +47,7 @@ pub struct AppState {
     pub gateway: GatewayClient,
     pub reconciler: Reconciler,
     /// Per-merchant limit on browser returns for invoices the relay does not trust yet.
-    pub frontend_limiter: Arc<governor::DefaultKeyedRateLimiter<String>>,
+    pub frontend_limiter: Arc<governor::DefaultKeyedRateLimiter<crate::domain::ids::MerchantId>>,
     /// Browsers that may wait for an inquiry's result at once.
     pub waiting_browsers: Arc<tokio::sync::Semaphore>,
 }
@@ -52,8 +55,7 @@ pub struct AppState {
 impl AppState {
     /// The scheduling parameters the store needs.
     pub fn timing(&self) -> Timing {
-        let r = &self.config.settings.reconcile;
-        Timing { grace: r.grace, payment_window: r.default_payment_window }
+        Timing::from(&self.config.settings.reconcile)
     }
 
     /// Whether the service is shutting down.
@@ -75,22 +77,22 @@ pub fn internal_routes(cfg: &mut actix_web::web::ServiceConfig) {
     use actix_web::web;
     cfg.app_data(web::QueryConfig::default().error_handler(query_error))
         .app_data(web::PathConfig::default().error_handler(path_error))
-        .route("/healthz", web::get().to(internal::healthz))
-        .route("/readyz", web::get().to(internal::readyz))
-        .route("/metrics", web::get().to(internal::metrics))
+        .route("/healthz", web::get().to(health::healthz))
+        .route("/readyz", web::get().to(health::readyz))
+        .route("/metrics", web::get().to(health::metrics))
         .route("/openapi.json", web::get().to(openapi::serve))
         .service(
             web::scope("/v1")
                 .wrap(actix_web::middleware::from_fn(auth::require_bearer))
                 .route("/payment-tokens", web::post().to(payment_tokens::create_payment_token))
-                .route("/invoices", web::post().to(payment_tokens::register_invoice))
+                .route("/invoices", web::post().to(invoices::register_invoice))
                 .route("/invoices", web::get().to(operator::list_invoices))
                 .route("/events", web::get().to(operator::list_events))
                 .route("/events/{event_id}/replay", web::post().to(operator::replay_event))
-                .route("/invoices/{merchant_id}/{invoice_no}", web::get().to(internal::get_invoice))
-                .route("/invoices/{merchant_id}/{invoice_no}/history", web::get().to(internal::get_history))
-                .route("/invoices/{merchant_id}/{invoice_no}/reconcile", web::post().to(payment_tokens::reconcile_now))
-                .route("/events/replay", web::post().to(internal::replay_events))
+                .route("/invoices/{merchant_id}/{invoice_no}", web::get().to(invoice_view::get_invoice))
+                .route("/invoices/{merchant_id}/{invoice_no}/history", web::get().to(invoice_view::get_history))
+                .route("/invoices/{merchant_id}/{invoice_no}/reconcile", web::post().to(invoices::reconcile_now))
+                .route("/events/replay", web::post().to(operator::replay_events))
                 .route("/quarantine", web::get().to(quarantine::list))
                 .route("/quarantine/{id}/release", web::post().to(quarantine::release)),
         );

@@ -3,9 +3,10 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 use secrecy::ExposeSecret;
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
 
+use crate::clock::now_ms;
 use crate::config::Merchant;
+use crate::domain::dedupe;
 use crate::domain::observation::{Observation, Source};
 use crate::domain::state::AnomalyReason;
 use crate::http::body::read_limited;
@@ -13,7 +14,7 @@ use crate::http::error::ApiError;
 use crate::http::AppState;
 use crate::protocol::jwt::{self, JwtError, KeyUsed};
 use crate::protocol::payment_result::PaymentResult;
-use crate::store::{now_ms, Quarantined, StoreError};
+use crate::store::{Quarantined, StoreError};
 use crate::telemetry::propagation;
 use tracing::Instrument;
 
@@ -121,7 +122,7 @@ async fn accept(req: &HttpRequest, payload: web::Payload, state: &AppState) -> R
     span.record("merchant", merchant.id.as_str());
     span.record("invoice", obs.invoice_no.as_str());
     obs.traceparent = propagation::current_traceparent();
-    let dedupe_key = dedupe_key(&merchant.id, token);
+    let dedupe_key = dedupe::notification_key(&merchant.id, token);
     let (invoice_no, resp_code) = (obs.invoice_no.clone(), obs.resp_code.clone());
     let stored =
         state.store.record_observation(obs.clone(), Some(audit.clone()), Some(dedupe_key.clone()), state.timing());
@@ -134,8 +135,7 @@ async fn accept(req: &HttpRequest, payload: web::Payload, state: &AppState) -> R
         state.outbox_wake.notify_one();
     }
     if let Some(reason) = recorded.anomaly {
-        state.metrics.anomalies.with_label_values(&[reason.as_str()]).inc();
-        tracing::error!(merchant = %merchant.id, invoice = %invoice_no, resp_code = %resp_code, reason = reason.as_str(), "payment anomaly");
+        state.metrics.anomaly(reason, &merchant.id, &invoice_no, Source::BackendNotification);
     }
     tracing::info!(
         merchant = %merchant.id,
@@ -179,8 +179,8 @@ async fn quarantine(
     tracing::error!(merchant = %merchant, invoice = %invoice, error = %error.chain(), "store refused a verified notification: quarantined");
     let held = Quarantined {
         kind: Source::BackendNotification.as_str(),
-        merchant_id: merchant.clone(),
-        invoice_no: Some(invoice.clone()),
+        merchant_id: merchant.to_string(),
+        invoice_no: Some(invoice.to_string()),
         dedupe_key: Some(dedupe_key),
         raw: audit,
         error: error.chain(),
@@ -195,18 +195,10 @@ async fn quarantine(
         state.metrics.quarantined.with_label_values(&["backend"]).inc();
     }
     if outcome.anomaly {
-        state.metrics.anomalies.with_label_values(&[AnomalyReason::Unprocessable.as_str()]).inc();
+        state.metrics.anomaly(AnomalyReason::Unprocessable, &merchant, &invoice, Source::BackendNotification);
         state.outbox_wake.notify_one();
     }
     Ok(Accepted::Quarantined)
-}
-
-/// The same notification (same merchant, same signed claims) always gives the same key.
-pub(crate) fn dedupe_key(merchant_id: &str, token: &str) -> String {
-    let claims = token.split('.').nth(1).unwrap_or(token);
-    let digest = Sha256::digest(format!("{merchant_id}.{claims}").as_bytes());
-    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-    format!("bn:{hex}")
 }
 
 /// The answer to a token no configured key verifies (or whose merchant is not configured).

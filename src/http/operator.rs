@@ -1,16 +1,17 @@
 //! The operator's lists on the internal API: invoices and outbox rows in keyset pages (newest
-//! first, stable under concurrent writes), and one event replayed.
+//! first, stable under concurrent writes), one event replayed, and replays by invoice or time.
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 
-use crate::domain::event::rfc3339_ms;
+use crate::clock::{now_ms, rfc3339_ms};
 use crate::domain::state::Status;
 use crate::http::auth::token_of;
 use crate::http::error::ApiError;
 use crate::http::AppState;
-use crate::store::{now_ms, EventFilter, InvoiceFilter, InvoiceKey};
+use crate::store::{EventFilter, InvoiceCursor, InvoiceFilter, ReplaySelector};
+use serde::Deserialize;
 
 /// Items per page unless `limit` says otherwise, and the most allowed.
 const DEFAULT_PAGE: i64 = 50;
@@ -119,11 +120,11 @@ pub async fn list_invoices(req: HttpRequest, state: web::Data<AppState>) -> Resu
     let items: Vec<_> = rows
         .iter()
         .map(|inv| {
-            serde_json::json!({
+            Ok(serde_json::json!({
                 "merchantID": inv.merchant_id,
                 "invoiceNo": inv.invoice_no,
                 "status": inv.status,
-                "amount": inv.amount().map(|a| a.to_json()),
+                "amount": inv.amount()?.map(|a| a.to_json()),
                 "respCode": inv.resp_code,
                 "origin": inv.origin,
                 "trusted": inv.trusted,
@@ -134,9 +135,9 @@ pub async fn list_invoices(req: HttpRequest, state: web::Data<AppState>) -> Resu
                 "createdAt": rfc3339_ms(inv.created_at),
                 "updatedAt": rfc3339_ms(inv.updated_at),
                 "href": format!("/v1/invoices/{}/{}", enc(&inv.merchant_id), enc(&inv.invoice_no)),
-            })
+            }))
         })
-        .collect();
+        .collect::<Result<_, crate::store::StoreError>>()?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "items": items, "nextCursor": next })))
 }
 
@@ -145,12 +146,12 @@ fn encode_invoice_cursor(inv: &crate::store::InvoiceRow) -> String {
     URL_SAFE_NO_PAD.encode(json)
 }
 
-fn decode_invoice_cursor(v: &str) -> Result<InvoiceKey, ApiError> {
+fn decode_invoice_cursor(v: &str) -> Result<InvoiceCursor, ApiError> {
     let bad = || invalid("cursor", "is not one this API gave out");
     let bytes = URL_SAFE_NO_PAD.decode(v).map_err(|_| bad())?;
     let (created_at, merchant_id, invoice_no): (i64, String, String) =
         serde_json::from_slice(&bytes).map_err(|_| bad())?;
-    Ok(InvoiceKey { created_at, merchant_id, invoice_no })
+    Ok(InvoiceCursor { created_at, merchant_id, invoice_no })
 }
 
 /// `GET /v1/events?merchantID=&invoiceNo=&published=&limit=&cursor=`: outbox rows, newest
@@ -255,4 +256,67 @@ pub async fn replay_event(
     }
     tracing::info!(token = %token_of(&req), event_id = %id, requeued, "event replay requested");
     Ok(HttpResponse::Accepted().json(serde_json::json!({ "requeued": u8::from(requeued) })))
+}
+
+/// Body of `POST /v1/events/replay`: one invoice, or a time range (RFC 3339), optionally per merchant.
+#[derive(Debug, Deserialize)]
+pub struct ReplayRequest {
+    #[serde(rename = "merchantID")]
+    merchant_id: Option<String>,
+    #[serde(rename = "invoiceNo")]
+    invoice_no: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+    /// Count what would be requeued, change nothing.
+    #[serde(rename = "dryRun", default)]
+    dry_run: bool,
+}
+
+/// `POST /v1/events/replay`: publish stored events again with their original ids.
+#[utoipa::path(post, path = "/v1/events/replay", tag = "internal", summary = "Publish stored events again (same ids)",
+    security(("bearer" = [])),
+    request_body(content = crate::http::api_types::ReplayRequestBody, content_type = "application/json"),
+    responses(
+        (status = 202, description = "Marked for publishing again.", body = crate::http::api_types::ReplayAccepted),
+        (status = 200, description = "`dryRun`: how many events would be marked, nothing changed.", body = crate::http::api_types::ReplayDryRun),
+        (status = 400, description = "`malformed`: neither an invoice nor a valid time range.", body = crate::http::api_types::ErrorBody),
+        (status = 401, description = "No valid bearer token.", body = crate::http::api_types::ErrorBody),
+        (status = 503, description = "`store_unavailable`.", body = crate::http::api_types::ErrorBody),
+    ))]
+pub async fn replay_events(
+    http: actix_web::HttpRequest,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let req: ReplayRequest = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request("malformed", format!("the body is not a replay request: {e}")))?;
+    let parse = |field: &str, v: &str| {
+        chrono::DateTime::parse_from_rfc3339(v)
+            .map(|t| t.timestamp_millis())
+            .map_err(|_| ApiError::bad_request("malformed", format!("`{field}` must be an RFC 3339 time")))
+    };
+    let selector = match (&req.merchant_id, &req.invoice_no, &req.from, &req.to) {
+        (Some(m), Some(i), None, None) => ReplaySelector::Invoice { merchant_id: m.clone(), invoice_no: i.clone() },
+        (m, None, Some(from), Some(to)) => {
+            let (from_ms, to_ms) = (parse("from", from)?, parse("to", to)?);
+            if from_ms >= to_ms {
+                return Err(ApiError::bad_request("malformed", "`from` must be before `to`"));
+            }
+            ReplaySelector::Range { from_ms, to_ms, merchant_id: m.clone() }
+        }
+        _ => {
+            return Err(ApiError::bad_request(
+                "malformed",
+                "give either merchantID and invoiceNo, or from and to (RFC 3339) with an optional merchantID",
+            ))
+        }
+    };
+    if req.dry_run {
+        let count = state.store.count_replay(selector).await?;
+        return Ok(HttpResponse::Ok().json(serde_json::json!({ "dryRun": true, "wouldRequeue": count })));
+    }
+    let count = state.store.replay(selector).await?;
+    state.outbox_wake.notify_one();
+    tracing::info!(token = %crate::http::auth::token_of(&http), requeued = count, "events replay requested");
+    Ok(HttpResponse::Accepted().json(serde_json::json!({ "requeued": count })))
 }

@@ -1,71 +1,19 @@
-//! `POST /v1/payment-tokens` (the seed flow "Payment with Customer Token") and `POST /v1/invoices`.
+//! `POST /v1/payment-tokens`: the seed flow "Payment with Customer Token".
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
 use chrono::{NaiveDateTime, TimeZone};
 use serde_json::Value;
 
-use crate::config::Merchant;
-use crate::domain::money::{Money, MoneyError};
-use crate::domain::observation::valid_invoice_no;
+use crate::clock::now_ms;
+use crate::domain::ids::InvoiceKey;
+use crate::domain::origin::Origin;
 use crate::gateway::GatewayError;
-use crate::http::api_types::{AmountInput, PaymentTokenRequest, RegisterInvoiceRequest};
+use crate::http::api_types::PaymentTokenRequest;
 use crate::http::error::ApiError;
+use crate::http::invoices::register;
+use crate::http::request::{amount, invalid, invoice_no, merchant, typed};
 use crate::http::AppState;
-use crate::store::{now_ms, NewInvoice};
-
-/// Reads the body as the typed request `T`: anything but a JSON object is `400 malformed`; a
-/// missing required field or a field of the wrong type is `422 invalid_request` naming the field.
-fn typed<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
-    let value = match serde_json::from_slice::<Value>(body) {
-        Ok(v @ Value::Object(_)) => v,
-        _ => return Err(ApiError::bad_request("malformed", "the body must be a JSON object")),
-    };
-    serde_path_to_error::deserialize(value).map_err(|e| {
-        let path = e.path().to_string();
-        let why = e.into_inner().to_string();
-        let message = if path == "." { why } else { format!("`{path}` {why}") };
-        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", message)
-    })
-}
-
-fn invalid(field: &str, why: &str) -> ApiError {
-    ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", format!("`{field}` {why}"))
-}
-
-/// The merchant named by `merchantID`, or the only configured one when absent.
-fn merchant<'a>(state: &'a AppState, id: Option<&str>) -> Result<&'a Merchant, ApiError> {
-    match id {
-        Some(id) => state.config.merchant(id).ok_or_else(|| invalid("merchantID", "is not a configured merchant")),
-        None if state.config.merchants.len() == 1 => Ok(&state.config.merchants[0]),
-        None => Err(invalid("merchantID", "is required when several merchants are configured")),
-    }
-}
-
-/// `invoiceNo`: 1 to 50 characters of letters, digits, `-` and `_`.
-fn invoice_no(no: &str) -> Result<String, ApiError> {
-    let ok = valid_invoice_no(no) && no.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-    if !ok {
-        return Err(invalid("invoiceNo", "must be 1 to 50 letters, digits, '-' or '_'"));
-    }
-    Ok(no.to_string())
-}
-
-/// `amount` (number or decimal string, major units) in `currencyCode`, at the currency's precision.
-fn amount(amount: &AmountInput, currency: &str) -> Result<Money, ApiError> {
-    let text = match amount {
-        AmountInput::Text(s) => s.clone(),
-        AmountInput::Number(n) => n.to_string(),
-    };
-    let money = Money::parse_major(&text, currency).map_err(|e| match e {
-        MoneyError::UnknownCurrency(_) => invalid("currencyCode", "is not a supported ISO 4217 currency"),
-        other => invalid("amount", &other.to_string()),
-    })?;
-    if money.minor == 0 {
-        return Err(invalid("amount", "must be greater than zero"));
-    }
-    Ok(money)
-}
 
 #[utoipa::path(post, path = "/v1/payment-tokens", tag = "internal", summary = "Create a 2C2P payment token",
     description = "Validates the fields pgw-relay depends on, fills the return URLs from the merchant's \
@@ -114,10 +62,10 @@ pub async fn create_payment_token(body: web::Bytes, state: web::Data<AppState>) 
     let Ok(Value::Object(mut fields)) = serde_json::to_value(&req) else {
         return Err(ApiError::bad_request("malformed", "the body must be a JSON object"));
     };
-    fields.insert("merchantID".into(), Value::String(merchant.id.clone()));
-    fields.insert("invoiceNo".into(), Value::String(invoice_no.clone()));
+    fields.insert("merchantID".into(), Value::String(merchant.id.to_string()));
+    fields.insert("invoiceNo".into(), Value::String(invoice_no.to_string()));
     fields.insert("amount".into(), Value::String(money.major_string()));
-    fields.insert("currencyCode".into(), Value::String(money.currency.clone()));
+    fields.insert("currencyCode".into(), Value::String(money.currency().code().to_string()));
     for (field, configured) in
         [("backendReturnUrl", &merchant.backend_return_url), ("frontendReturnUrl", &merchant.frontend_return_url)]
     {
@@ -150,33 +98,15 @@ pub async fn create_payment_token(body: web::Bytes, state: web::Data<AppState>) 
             "2C2P answered 0000 without a payment token or URL",
         ));
     };
-    register(&state, &merchant.id, &invoice_no, money, expires_at, "payment_token").await?;
+    let key = InvoiceKey { merchant_id: merchant.id.clone(), invoice_no: invoice_no.clone() };
+    register(&state, key, money, expires_at, Origin::PaymentToken).await?;
     tracing::info!(merchant = %merchant.id, invoice = %invoice_no, "payment token created");
     Ok(HttpResponse::Created().json(crate::http::api_types::PaymentTokenCreated {
         web_payment_url,
         payment_token,
-        merchant_id: merchant.id.clone(),
-        invoice_no,
+        merchant_id: merchant.id.to_string(),
+        invoice_no: invoice_no.into(),
     }))
-}
-
-/// Registers the invoice for reconciliation; `true` when it was new.
-async fn register(
-    state: &AppState,
-    merchant_id: &str,
-    invoice_no: &str,
-    amount: Money,
-    expires_at_ms: Option<i64>,
-    origin: &'static str,
-) -> Result<bool, ApiError> {
-    let invoice = NewInvoice {
-        merchant_id: merchant_id.to_owned(),
-        invoice_no: invoice_no.to_owned(),
-        amount,
-        expires_at_ms,
-        origin,
-    };
-    Ok(state.store.register_invoice(invoice, state.timing()).await?)
 }
 
 fn gateway_error(e: &GatewayError) -> ApiError {
@@ -188,66 +118,5 @@ fn gateway_error(e: &GatewayError) -> ApiError {
         GatewayError::Timeout(_) => ApiError::new(StatusCode::GATEWAY_TIMEOUT, "gateway_timeout", e.to_string()),
         GatewayError::BadSignature => ApiError::new(StatusCode::BAD_GATEWAY, "gateway_bad_signature", e.to_string()),
         _ => ApiError::new(StatusCode::BAD_GATEWAY, "gateway_unavailable", e.to_string()),
-    }
-}
-
-/// `POST /v1/invoices`: register an invoice whose token was created elsewhere.
-#[utoipa::path(post, path = "/v1/invoices", tag = "internal", summary = "Register an invoice for reconciliation",
-    security(("bearer" = [])),
-    request_body(content = crate::http::api_types::RegisterInvoiceRequest, content_type = "application/json"),
-    responses(
-        (status = 201, description = "Registered.", body = crate::http::api_types::InvoiceSummary),
-        (status = 200, description = "Already known.", body = crate::http::api_types::InvoiceSummary),
-        (status = 400, description = "`malformed`: not a JSON object.", body = crate::http::api_types::ErrorBody),
-        (status = 401, description = "No valid bearer token.", body = crate::http::api_types::ErrorBody),
-        (status = 422, description = "`invalid_request`: the message names the field.", body = crate::http::api_types::ErrorBody),
-        (status = 503, description = "`store_unavailable`.", body = crate::http::api_types::ErrorBody),
-    ))]
-pub async fn register_invoice(body: web::Bytes, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let req: RegisterInvoiceRequest = typed(&body)?;
-    let merchant = merchant(&state, req.merchant_id.as_deref())?;
-    let invoice_no = invoice_no(&req.invoice_no)?;
-    let money = amount(&req.amount, &req.currency_code)?;
-    let expires_at = match &req.expires_at {
-        None => None,
-        Some(s) => Some(
-            chrono::DateTime::parse_from_rfc3339(s)
-                .map_err(|_| invalid("expiresAt", "must be an RFC 3339 time"))?
-                .timestamp_millis(),
-        ),
-    };
-    let created = register(&state, &merchant.id, &invoice_no, money, expires_at, "registered").await?;
-    let inv = state.store.invoice(&merchant.id, &invoice_no).await?.ok_or_else(ApiError::store_unavailable)?;
-    let body = crate::http::api_types::InvoiceSummary {
-        status: inv.status()?.into(),
-        amount: inv.amount().as_ref().map(Into::into),
-        merchant_id: inv.merchant_id,
-        invoice_no: inv.invoice_no,
-    };
-    Ok(if created { HttpResponse::Created().json(body) } else { HttpResponse::Ok().json(body) })
-}
-
-/// `POST /v1/invoices/{merchantID}/{invoiceNo}/reconcile`: one inquiry now.
-#[utoipa::path(post, path = "/v1/invoices/{merchantID}/{invoiceNo}/reconcile", tag = "internal",
-    summary = "Run one Payment Inquiry now",
-    security(("bearer" = [])),
-    params(
-        ("merchantID" = String, Path, description = "The merchant.", example = "JT01"),
-        ("invoiceNo" = String, Path, description = "The invoice number.", example = "INV-1001"),
-    ),
-    responses(
-        (status = 200, description = "What the inquiry found and did.", body = crate::http::api_types::InquiryReportBody),
-        (status = 401, description = "No valid bearer token.", body = crate::http::api_types::ErrorBody),
-        (status = 404, description = "`not_found`: not known.", body = crate::http::api_types::ErrorBody),
-        (status = 503, description = "`store_unavailable`.", body = crate::http::api_types::ErrorBody),
-    ))]
-pub async fn reconcile_now(
-    path: web::Path<(String, String)>,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
-    let (merchant_id, invoice_no) = path.into_inner();
-    match state.reconciler.inquire_now(&merchant_id, &invoice_no).await? {
-        Some(report) => Ok(HttpResponse::Ok().json(report)),
-        None => Err(ApiError::not_found(format!("invoice {invoice_no} of merchant {merchant_id} is not known"))),
     }
 }

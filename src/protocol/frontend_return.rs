@@ -64,9 +64,7 @@ pub fn decode(value: &str) -> Result<FrontendReturn, DecodeError> {
     let decoded: FrontendReturn = serde_json::from_str(&redacted).map_err(|e| {
         DecodeError::NotJson(format!("{:?} error at line {} column {}", e.classify(), e.line(), e.column()))
     })?;
-    let ok = !decoded.invoice_no.is_empty()
-        && decoded.invoice_no.len() <= 50
-        && decoded.invoice_no.chars().all(|c| c.is_ascii_graphic());
+    let ok = crate::domain::ids::InvoiceNo::parse(&decoded.invoice_no).is_ok();
     if !ok {
         return Err(DecodeError::BadInvoice);
     }

@@ -10,9 +10,12 @@
 //! | `NotFound` | 2002, 4071, 4140: nothing completed yet; pending while the payment window is open |
 //! | `Cancelled` | 0003 |
 //! | `NeedsReview` | 4010, 4011, 4016, 4032, 5015, 5016 |
-//! | `Indeterminate` | 0999, 2003, 4091, 4096, 5998, 99xx service failures, anything unknown |
-//! | `RequestError` | 6101–6110, 9004–9110, 9202, 9900–9909: the request was wrong, not the payment |
-//! | `Failed` | 0004, 40xx other than the above, 4080/4081, 42xx, 50xx, 5017, 5019, 9035 |
+//! | `Indeterminate` | 0999, 2003, 4091, 4096, 5998, 9990–9999 service failures, and every code not listed here |
+//! | `RequestError` | 6101–6110, 9004–9110 (except 9035), 9202, 9900–9909: the request was wrong, not the payment |
+//! | `Failed` | 0004, 4001–4099 other than the codes above (so 4080/4081), 4201–4209, 5002–5014, 5017, 5019, 9035 |
+//!
+//! Only the listed codes fail an invoice: another code of a failing range (a 42xx above 4209, a
+//! 50xx outside 5002–5019) is indeterminate, like any code 2C2P has not documented.
 
 /// What a response code says about the payment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -3,9 +3,9 @@
 
 use std::time::Duration;
 
+use crate::clock::ms;
 use crate::config::ReconcileSettings;
 use crate::protocol::resp_code::CodeClass;
-use crate::store::ms;
 
 /// The delay before attempt `attempt + 1`, after `attempt` attempts (1-based): `initial`, doubling,
 /// capped at `max`, spread by up to ±10% (deterministic per invoice, so replicas agree and a
@@ -21,8 +21,8 @@ pub fn backoff(attempt: u32, initial: Duration, max: Duration, spread_key: &str)
     Duration::from_millis((millis + millis * permille / 1000).max(1) as u64)
 }
 
-/// What to do after an inquiry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What to do after an inquiry (by default: nothing more).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct NextStep {
     /// When to inquire again if the invoice is still pending.
     pub next_at: Option<i64>,

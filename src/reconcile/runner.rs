@@ -14,13 +14,16 @@ use tokio::sync::{watch, Notify};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use crate::clock::{age_secs_now, ms, now_ms};
 use crate::config::Config;
+use crate::domain::ids::InvoiceKey;
 use crate::domain::observation::{Observation, Source};
 use crate::gateway::{GatewayClient, GatewayError};
 use crate::metrics::Metrics;
 use crate::protocol::resp_code::CodeClass;
-use crate::reconcile::policy::{self, InvoiceTimes};
-use crate::store::{now_ms, InquiryDone, InvoiceRow, Store, StoreError, Timing};
+use crate::reconcile::outcome::{Finished, InquiryOutcome};
+use crate::reconcile::policy::{self, InvoiceTimes, NextStep};
+use crate::store::{InquiryDone, InvoiceRow, Store, StoreError, Timing};
 use crate::telemetry::propagation;
 
 /// After this many gateway failures in a row within one tick, the rest of the batch is
@@ -37,7 +40,7 @@ const PRUNE_EVERY: Duration = Duration::from_secs(60);
 const PRUNE_BATCH: i64 = 1000;
 
 /// Inquiries started by browser returns that are still running, per invoice.
-type InFlight = Arc<Mutex<HashMap<(String, String), watch::Receiver<bool>>>>;
+type InFlight = Arc<Mutex<HashMap<InvoiceKey, watch::Receiver<bool>>>>;
 
 /// What one inquiry found.
 #[derive(Debug, Clone, Serialize)]
@@ -49,15 +52,12 @@ pub struct InquiryReport {
     /// The invoice's state afterwards.
     pub status: String,
     /// The gateway's answer class (`succeeded`, `pending`, `not_found`, …) or the error kind.
-    pub result: String,
+    pub result: InquiryOutcome,
     #[serde(rename = "respCode")]
     pub resp_code: Option<String>,
     #[serde(rename = "respDesc")]
     pub resp_desc: Option<String>,
     pub expired: bool,
-    /// When the next inquiry is scheduled, if any (Unix ms).
-    #[serde(skip)]
-    pub next_at: Option<i64>,
 }
 
 /// Runs inquiries.
@@ -78,17 +78,12 @@ pub struct Reconciler {
 }
 
 impl Reconciler {
-    /// A reconciler; `owner` names this replica in leases.
+    /// A reconciler; it holds its leases under its own [`crate::replica::owner_id`].
     pub fn new(store: Store, gateway: GatewayClient, config: Arc<Config>, metrics: Metrics) -> Self {
         let rps = NonZeroU32::new(config.settings.reconcile.max_rps).unwrap_or(NonZeroU32::MIN);
         let untrusted_rps =
             NonZeroU32::new(config.settings.frontend_return.untrusted_inquiries_per_second).unwrap_or(NonZeroU32::MIN);
-        let owner = format!(
-            "{}-{}-{}",
-            std::env::var("HOSTNAME").unwrap_or_else(|_| "pgw-relay".into()),
-            std::process::id(),
-            &uuid::Uuid::now_v7().simple().to_string()[24..]
-        );
+        let owner = crate::replica::owner_id();
         Reconciler {
             store,
             gateway,
@@ -177,7 +172,7 @@ impl Reconciler {
                     }
                     let outage = failures.load(Ordering::Relaxed) >= OUTAGE_THRESHOLD;
                     match self.inquire_row(&row, outage).await {
-                        Ok(report) if report.result == "transport_error" => {
+                        Ok(report) if report.result == InquiryOutcome::TransportError => {
                             failures.fetch_add(1, Ordering::Relaxed);
                         }
                         Ok(_) => failures.store(0, Ordering::Relaxed),
@@ -198,7 +193,7 @@ impl Reconciler {
                 kept.push(row);
                 continue;
             }
-            let later = now_ms() + crate::store::ms(UNTRUSTED_POSTPONE);
+            let later = now_ms() + ms(UNTRUSTED_POSTPONE);
             if let Err(e) = self.store.postpone_inquiry(&row.merchant_id, &row.invoice_no, later).await {
                 tracing::warn!(error = %e, "untrusted invoice could not be postponed; its lease will expire");
             }
@@ -211,8 +206,8 @@ impl Reconciler {
     /// receiver turns `true` when the inquiry's answer is recorded. The inquiry runs to its end
     /// whether or not anyone waits, counts against `reconcile.max_rps`, and takes the invoice's
     /// lease, so no replica inquires it at the same time.
-    pub fn inquire_on_return(&self, merchant_id: &str, invoice_no: &str, start: bool) -> Option<watch::Receiver<bool>> {
-        let key = (merchant_id.to_owned(), invoice_no.to_owned());
+    pub fn inquire_on_return(&self, key: &InvoiceKey, start: bool) -> Option<watch::Receiver<bool>> {
+        let key = key.clone();
         let mut in_flight = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(rx) = in_flight.get(&key) {
             return Some(rx.clone());
@@ -227,17 +222,17 @@ impl Reconciler {
         tokio::spawn(
             async move {
                 let lease = this.config.settings.reconcile.lease;
-                match this.store.lease_invoice(&key.0, &key.1, &this.owner, lease).await {
+                match this.store.lease_invoice(&key, &this.owner, lease).await {
                     Ok(Some(row)) => {
                         if let Err(e) = this.inquire_row(&row, false).await {
-                            tracing::warn!(error = %e, invoice = %key.1, "inquiry result not stored");
+                            tracing::warn!(error = %e, invoice = %key.invoice_no, "inquiry result not stored");
                         }
                     }
                     Ok(None) => {
-                        tracing::debug!(invoice = %key.1, "invoice not pending or leased elsewhere: no inquiry")
+                        tracing::debug!(invoice = %key.invoice_no, "invoice not pending or leased elsewhere: no inquiry")
                     }
                     Err(e) => {
-                        tracing::warn!(error = %e, invoice = %key.1, "invoice could not be leased for an inquiry")
+                        tracing::warn!(error = %e, invoice = %key.invoice_no, "invoice could not be leased for an inquiry")
                     }
                 }
                 this.in_flight.lock().unwrap_or_else(|e| e.into_inner()).remove(&key);
@@ -297,8 +292,8 @@ impl Reconciler {
         let key = format!("{}/{}", row.merchant_id, row.invoice_no);
         let Some(merchant) = self.config.merchant(&row.merchant_id) else {
             // A merchant removed from the configuration: keep the invoice, try again much later.
-            let next_at = now_ms() + crate::store::ms(settings.max_backoff);
-            return self.finish(row, None, None, Some(next_at), false, "request_error", None).await;
+            let step = NextStep { next_at: Some(now_ms() + ms(settings.max_backoff)), expire: false };
+            return self.finish(row, InquiryOutcome::RequestError, Finished { step, ..Finished::default() }).await;
         };
         let answer = if skip_gateway {
             Err(GatewayError::Transport("skipped during a gateway outage".into()))
@@ -307,7 +302,8 @@ impl Reconciler {
             self.gateway.inquiry(merchant, &row.invoice_no).await
         };
         let now = now_ms();
-        match answer {
+        let retry = |class| policy::next_step(class, times, now, settings, &key);
+        let (outcome, finished) = match answer {
             Ok(answer) => {
                 match Observation::from_payment_result(
                     &answer.result,
@@ -319,74 +315,75 @@ impl Reconciler {
                     Ok(mut obs) if obs.invoice_no == row.invoice_no => {
                         obs.traceparent = propagation::current_traceparent();
                         let class = obs.class();
-                        let step = policy::next_step(Some(class), times, now, settings, &key);
-                        let label = class.as_str();
-                        let code = (Some(obs.resp_code.clone()), obs.resp_desc.clone());
-                        self.finish(row, Some(obs), Some(answer.token), step.next_at, step.expire, label, Some(code))
-                            .await
+                        let finished = Finished {
+                            step: retry(Some(class)),
+                            resp_code: Some(obs.resp_code.clone()),
+                            resp_desc: obs.resp_desc.clone(),
+                            observation: Some((obs, answer.token)),
+                        };
+                        (InquiryOutcome::Answered(class), finished)
                     }
                     Ok(_) | Err(_) => {
                         tracing::error!(merchant = %merchant.id, invoice = %row.invoice_no, "inquiry answer is for another invoice or malformed");
-                        let step = policy::next_step(None, times, now, settings, &key);
-                        self.finish(row, None, None, step.next_at, false, "indeterminate", None).await
+                        let step = NextStep { expire: false, ..retry(None) };
+                        (InquiryOutcome::Indeterminate, Finished { step, ..Finished::default() })
                     }
                 }
             }
             Err(GatewayError::Rejected { code, desc }) => {
-                let step = policy::next_step(Some(CodeClass::RequestError), times, now, settings, &key);
-                self.finish(row, None, None, step.next_at, false, "request_error", Some((Some(code), Some(desc)))).await
+                let step = NextStep { expire: false, ..retry(Some(CodeClass::RequestError)) };
+                (
+                    InquiryOutcome::RequestError,
+                    Finished { step, resp_code: Some(code), resp_desc: Some(desc), observation: None },
+                )
             }
             Err(e) => {
-                let step = policy::next_step(None, times, now, settings, &key);
-                let label = if matches!(e, GatewayError::BadSignature | GatewayError::Malformed(_)) {
-                    "indeterminate"
+                let step = NextStep { expire: false, ..retry(None) };
+                let outcome = if matches!(e, GatewayError::BadSignature | GatewayError::Malformed(_)) {
+                    InquiryOutcome::Indeterminate
                 } else {
-                    "transport_error"
+                    InquiryOutcome::TransportError
                 };
-                self.finish(row, None, None, step.next_at, false, label, None).await
+                (outcome, Finished { step, ..Finished::default() })
             }
-        }
+        };
+        self.finish(row, outcome, finished).await
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// Records what an inquiry learned and reports it.
     async fn finish(
         &self,
         row: &InvoiceRow,
-        observation: Option<Observation>,
-        raw: Option<String>,
-        next_at: Option<i64>,
-        expire: bool,
-        result: &str,
-        code: Option<(Option<String>, Option<String>)>,
+        outcome: InquiryOutcome,
+        finished: Finished,
     ) -> Result<InquiryReport, StoreError> {
-        self.metrics.inquiries.with_label_values(&[result]).inc();
-        let r = &self.config.settings.reconcile;
-        let timing = Timing { grace: r.grace, payment_window: r.default_payment_window };
+        self.metrics.inquiries.with_label_values(&[outcome.as_str()]).inc();
+        let timing = Timing::from(&self.config.settings.reconcile);
+        let (observation, raw) = finished.observation.map_or((None, None), |(obs, raw)| (Some(obs), Some(raw)));
+        let key = row.key()?;
         let recorded = self
             .store
             .record_inquiry(
                 InquiryDone {
-                    merchant_id: row.merchant_id.clone(),
-                    invoice_no: row.invoice_no.clone(),
+                    merchant_id: key.merchant_id,
+                    invoice_no: key.invoice_no,
                     observation,
                     raw,
-                    next_at,
-                    expire,
+                    next_at: finished.step.next_at,
+                    expire: finished.step.expire,
                 },
                 timing,
             )
             .await?;
         if let Some(applied) = &recorded.applied {
             if let Some(reason) = applied.anomaly {
-                self.metrics.anomalies.with_label_values(&[reason.as_str()]).inc();
-                tracing::error!(merchant = %row.merchant_id, invoice = %row.invoice_no, reason = reason.as_str(), "payment anomaly from inquiry");
+                self.metrics.anomaly(reason, &row.merchant_id, &row.invoice_no, Source::Inquiry);
             }
         }
-        let (resp_code, resp_desc) = code.unwrap_or((None, None));
         tracing::info!(
             merchant = %row.merchant_id,
             invoice = %row.invoice_no,
-            result,
+            result = outcome.as_str(),
             status = recorded.status.as_str(),
             expired = recorded.expired,
             "inquiry recorded"
@@ -395,11 +392,10 @@ impl Reconciler {
             merchant_id: row.merchant_id.clone(),
             invoice_no: row.invoice_no.clone(),
             status: recorded.status.as_str().to_string(),
-            result: result.to_string(),
-            resp_code,
-            resp_desc,
+            result: outcome,
+            resp_code: finished.resp_code,
+            resp_desc: finished.resp_desc,
             expired: recorded.expired,
-            next_at,
         })
     }
 
@@ -416,9 +412,7 @@ impl Reconciler {
         match self.store.reconcile_stats(self.config.settings.reconcile.give_up_after).await {
             Ok(stats) => {
                 self.metrics.reconcile_backlog.set(stats.due);
-                self.metrics
-                    .reconcile_oldest_pending_age_seconds
-                    .set(stats.oldest_created_at_ms.map(|t| (now_ms() - t).max(0) / 1000).unwrap_or(0));
+                self.metrics.reconcile_oldest_pending_age_seconds.set(age_secs_now(stats.oldest_created_at_ms));
                 self.metrics.reconcile_unresolved.set(stats.unresolved);
             }
             Err(e) => tracing::warn!(error = %e, "reconciliation stats unavailable"),

@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use chrono::FixedOffset;
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 
 /// Why a configuration cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -47,7 +47,7 @@ pub struct SimConfig {
     /// Base URL put in `webPaymentUrl`; default `http://<bound address>`.
     pub public_url: Option<String>,
     /// How long a `paymentToken` (and its payment page) stays usable.
-    #[serde(with = "duration_text")]
+    #[serde(with = "crate::config::duration")]
     pub token_ttl: Duration,
     /// HTTP worker threads.
     pub workers: usize,
@@ -55,15 +55,15 @@ pub struct SimConfig {
     /// 16 to 20 digits is accepted as well.
     pub strict_tokens: bool,
     /// Timeout of one backend-notification attempt.
-    #[serde(with = "duration_text")]
+    #[serde(with = "crate::config::duration")]
     pub notify_timeout: Duration,
     /// Attempts per notification (first try included) on transport errors and non-2xx answers.
     pub notify_attempts: u32,
     /// Wait before the second attempt; doubles for each further one.
-    #[serde(with = "duration_text")]
+    #[serde(with = "crate::config::duration")]
     pub notify_backoff: Duration,
     /// How long a notification held by the `reorder` scenario waits for `POST /control/release`.
-    #[serde(with = "duration_text")]
+    #[serde(with = "crate::config::duration")]
     pub reorder_hold: Duration,
     /// The merchants the simulator serves.
     pub merchants: Vec<SimMerchant>,
@@ -254,21 +254,6 @@ pub struct SimCard {
     /// `customerTokenExpiry`, `yyyyMMdd`.
     #[serde(default)]
     pub expiry: Option<String>,
-}
-
-/// Durations as human-readable text (`"30m"`, `"250ms"`).
-pub(crate) mod duration_text {
-    use super::*;
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        let text = String::deserialize(d)?;
-        humantime::parse_duration(text.trim())
-            .map_err(|e| serde::de::Error::custom(format!("`{text}` is not a duration such as 5s or 30m ({e})")))
-    }
-
-    pub fn serialize<S: Serializer>(value: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&humantime::format_duration(*value).to_string())
-    }
 }
 
 #[cfg(test)]

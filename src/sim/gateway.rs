@@ -13,7 +13,7 @@ use serde_json::value::RawValue;
 use super::config::SimMerchant;
 use super::payload::{self, RawObject};
 use super::scenario::Spelling;
-use super::state::{CreateError, NewInvoice, SimState, FLOW_2000_DESC};
+use super::state::{CreateError, SimState, TokenRequest, FLOW_2000_DESC};
 use crate::domain::money::Money;
 use crate::protocol::jwt::{self, Envelope, JwtError};
 use crate::protocol::payment_result::{InquiryRequest, RequestError};
@@ -215,7 +215,7 @@ fn parse_token_request(
     merchant: &SimMerchant,
     claims: &HashMap<String, Box<RawValue>>,
     version: Spelling,
-) -> Result<NewInvoice, Reject> {
+) -> Result<TokenRequest, Reject> {
     let missing = || reject("9005", "Some mandatory fields are missing");
     let invoice_no = opt_text(claims, "invoiceNo", 50)?.ok_or_else(missing)?;
     let description = opt_text(claims, "description", 250)?.ok_or_else(missing)?;
@@ -229,14 +229,14 @@ fn parse_token_request(
         .trim()
         .to_ascii_uppercase();
 
-    if !invoice_no.chars().all(|c| c.is_ascii_graphic()) {
+    if crate::domain::ids::InvoiceNo::parse(&invoice_no).is_err() {
         return Err(reject("9004", "The invoiceNo value is not valid"));
     }
     if !merchant.accepts_currency(&currency) {
         return Err(reject("9010", "Invalid Currency Code"));
     }
     let amount = Money::parse_major(&amount_text, &currency).map_err(|_| reject("9009", "Amount is invalid"))?;
-    if amount.minor <= 0 {
+    if amount.minor() <= 0 {
         return Err(reject("9009", "Amount is invalid"));
     }
 
@@ -282,11 +282,11 @@ fn parse_token_request(
     {
         user_defined[i] = opt_text(claims, key, 150)?;
     }
-    Ok(NewInvoice {
+    Ok(TokenRequest {
         merchant_id: merchant.id.clone(),
         invoice_no,
         description,
-        amount,
+        amount: (&amount).into(),
         customer_tokens,
         backend_return_url,
         frontend_return_url,

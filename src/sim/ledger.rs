@@ -90,7 +90,7 @@ pub struct LedgerEntry {
     pub description: String,
     /// Minor units, currency and exponent (`{"minor", "currency", "exponent", "value"}` in JSON).
     #[serde(serialize_with = "money_json")]
-    pub amount: Money,
+    pub amount: SimAmount,
     #[serde(rename = "customerToken")]
     pub customer_tokens: Vec<String>,
     #[serde(rename = "backendReturnUrl")]
@@ -139,8 +139,41 @@ fn rfc3339<S: Serializer>(at: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
 }
 
-fn money_json<S: Serializer>(money: &Money, s: S) -> Result<S::Ok, S::Error> {
-    money.to_json().serialize(s)
+fn money_json<S: Serializer>(amount: &SimAmount, s: S) -> Result<S::Ok, S::Error> {
+    amount.to_json().serialize(s)
+}
+
+/// An amount as the simulated gateway recorded it: minor units, currency code and exponent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SimAmount {
+    pub minor: i64,
+    pub currency: String,
+    pub exponent: u32,
+    /// The same amount in major units, at the currency's precision.
+    major: String,
+}
+
+impl SimAmount {
+    /// The amount in major units, with exactly `exponent` decimals.
+    pub fn major_string(&self) -> String {
+        self.major.clone()
+    }
+
+    /// `{"minor", "currency", "exponent", "value"}`.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({"minor": self.minor, "currency": self.currency, "exponent": self.exponent, "value": self.major})
+    }
+}
+
+impl From<&Money> for SimAmount {
+    fn from(m: &Money) -> SimAmount {
+        SimAmount {
+            minor: m.minor(),
+            currency: m.currency().code().to_string(),
+            exponent: m.exponent(),
+            major: m.major_string(),
+        }
+    }
 }
 
 /// The result of one payment attempt.

@@ -43,7 +43,7 @@ use actix_web::{web, App, HttpResponse, HttpServer};
 
 pub use config::{SimCard, SimConfig, SimConfigError, SimMerchant};
 pub use control::{PayError, SimControl};
-pub use ledger::{Delivery, DeliveryAttempt, LedgerEntry, NotificationRecord, Outcome, PaymentRecord};
+pub use ledger::{Delivery, DeliveryAttempt, LedgerEntry, NotificationRecord, Outcome, PaymentRecord, SimAmount};
 pub use page::PayReport;
 pub use scenario::{Scenario, Scope, Spelling};
 

@@ -17,7 +17,6 @@ use super::ledger::{Delivery, DeliveryAttempt, LedgerEntry, NotificationRecord, 
 use super::notify::{FirstAttempt, NotifyJob};
 use super::payload::{self, RawObject};
 use super::scenario::{Scenario, Scope, Spelling};
-use crate::domain::money::Money;
 use crate::protocol::jwt;
 
 /// `(merchantID, invoiceNo)`.
@@ -57,11 +56,11 @@ struct Inner {
 
 /// A validated Payment Token request.
 #[derive(Debug, Clone)]
-pub(crate) struct NewInvoice {
+pub(crate) struct TokenRequest {
     pub merchant_id: String,
     pub invoice_no: String,
     pub description: String,
-    pub amount: Money,
+    pub amount: crate::sim::ledger::SimAmount,
     pub customer_tokens: Vec<String>,
     pub backend_return_url: Option<String>,
     pub frontend_return_url: Option<String>,
@@ -238,7 +237,7 @@ impl SimState {
 
     /// Records a new invoice and issues its payment token. The same `idempotencyID` for an invoice
     /// that has no result yet answers the existing entry again instead of 9015.
-    pub fn create_invoice(&self, new: NewInvoice) -> Result<LedgerEntry, CreateError> {
+    pub fn create_invoice(&self, new: TokenRequest) -> Result<LedgerEntry, CreateError> {
         let key = (new.merchant_id.clone(), new.invoice_no.clone());
         let mut inner = self.lock();
         if let Some(existing) = inner.invoices.get(&key) {

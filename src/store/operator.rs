@@ -1,13 +1,13 @@
 //! What operators look at: invoice and outbox lists (keyset pages, newest first), one event
 //! replayed, and the gauges scrapes read. Written once against [`Sql`] like `ops.rs`.
 
-use crate::store::ops::{event_columns, invoice_columns};
+use crate::store::ops::{event_columns_sql, invoice_columns_sql};
 use crate::store::sql::{args, Arg, Sql};
 use crate::store::{EventRow, InvoiceRow, StoreError};
 
 /// Where a page of invoices starts: the last item of the previous page.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct InvoiceKey {
+pub struct InvoiceCursor {
     pub created_at: i64,
     pub merchant_id: String,
     pub invoice_no: String,
@@ -24,7 +24,7 @@ pub struct InvoiceFilter {
     /// Created before (Unix ms).
     pub created_to: Option<i64>,
     /// Only invoices after this one in the listing order.
-    pub after: Option<InvoiceKey>,
+    pub after: Option<InvoiceCursor>,
     pub limit: i64,
 }
 
@@ -121,7 +121,7 @@ pub async fn list_invoices<C: Sql>(c: &mut C, f: &InvoiceFilter) -> Result<Vec<I
     args.push(Arg::from(f.limit));
     let sql = format!(
         "SELECT {} FROM invoices{} ORDER BY created_at DESC, merchant_id DESC, invoice_no DESC LIMIT ${}",
-        invoice_columns!(),
+        invoice_columns_sql!(),
         w.clause(),
         args.len()
     );
@@ -147,7 +147,8 @@ pub async fn list_events<C: Sql>(c: &mut C, f: &EventFilter) -> Result<Vec<Event
     }
     let mut args = w.args.clone();
     args.push(Arg::from(f.limit));
-    let sql = format!("SELECT {} FROM events{} ORDER BY seq DESC LIMIT ${}", event_columns!(), w.clause(), args.len());
+    let sql =
+        format!("SELECT {} FROM events{} ORDER BY seq DESC LIMIT ${}", event_columns_sql!(), w.clause(), args.len());
     c.events(&sql, &args).await
 }
 

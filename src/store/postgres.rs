@@ -13,8 +13,9 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgConnection, PgPool};
 use tokio::runtime::Handle;
 
+use crate::clock::now_ms;
 use crate::config::DatabaseSettings;
-use crate::store::{now_ms, StoreError};
+use crate::store::StoreError;
 
 /// The PostgreSQL store.
 #[derive(Clone)]
@@ -81,3 +82,5 @@ impl PgStore {
         self.read(|c| Box::pin(async move { Ok(sqlx::query("SELECT 1").execute(c).await.map(|_| ())?) })).await
     }
 }
+
+crate::store::sql::sqlx_sql!(sqlx::PgConnection, sqlx::Postgres, &crate::store::ops::POSTGRES);

@@ -2,7 +2,7 @@
 //! Never a pending invoice, one under review, one with an unpublished event, or one a held
 //! quarantined notification refers to (when the store has a quarantine).
 
-use crate::store::ops::invoice_columns;
+use crate::store::ops::invoice_columns_sql;
 use crate::store::sql::{args, Sql};
 use crate::store::StoreError;
 
@@ -56,7 +56,7 @@ pub async fn prune_settled<C: Sql>(c: &mut C, before: i64, limit: i64) -> Result
          ORDER BY updated_at LIMIT $2{}) RETURNING {}",
         prunable(c).await?,
         C::DIALECT.skip_locked,
-        invoice_columns!()
+        invoice_columns_sql!()
     );
     let deleted = c.invoices(&sql, args![before, limit]).await?;
     let mut pruned = Pruned { invoices: deleted.len() as u64, ..Pruned::default() };

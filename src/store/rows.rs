@@ -1,6 +1,8 @@
 //! Row types shared by both backends.
 
+use crate::domain::ids::InvoiceKey;
 use crate::domain::money::Money;
+use crate::domain::origin::Origin;
 use crate::domain::state::Status;
 use crate::store::StoreError;
 
@@ -9,11 +11,13 @@ use crate::store::StoreError;
 pub struct InvoiceRow {
     pub merchant_id: String,
     pub invoice_no: String,
-    pub status: String,
+    #[sqlx(try_from = "String")]
+    pub status: Status,
     pub amount_minor: Option<i64>,
     pub currency: Option<String>,
     pub exponent: Option<i32>,
-    pub origin: String,
+    #[sqlx(try_from = "String")]
+    pub origin: Origin,
     pub trusted: bool,
     pub sequence: i64,
     pub resp_code: Option<String>,
@@ -31,18 +35,21 @@ pub struct InvoiceRow {
 }
 
 impl InvoiceRow {
-    /// The state, parsed.
-    pub fn status(&self) -> Result<Status, StoreError> {
-        Status::parse(&self.status).ok_or_else(|| StoreError::Corrupt(format!("unknown status {}", self.status)))
+    /// The invoice's identifiers, checked.
+    pub fn key(&self) -> Result<InvoiceKey, StoreError> {
+        InvoiceKey::parse(&self.merchant_id, &self.invoice_no)
+            .map_err(|e| StoreError::Corrupt(format!("invoice {}: {e}", self.invoice_no)))
     }
 
-    /// The registered amount, if any.
-    pub fn amount(&self) -> Option<Money> {
+    /// The registered amount, if any. An amount whose exponent is not its currency's, or that
+    /// is only partly stored, is corrupt.
+    pub fn amount(&self) -> Result<Option<Money>, StoreError> {
         match (self.amount_minor, &self.currency, self.exponent) {
-            (Some(minor), Some(currency), Some(exponent)) => {
-                Some(Money { minor, currency: currency.clone(), exponent: u32::try_from(exponent).unwrap_or(0) })
-            }
-            _ => None,
+            (Some(minor), Some(currency), Some(exponent)) => Money::from_stored(minor, currency, i64::from(exponent))
+                .map(Some)
+                .map_err(|e| StoreError::Corrupt(format!("invoice {}: {e}", self.invoice_no))),
+            (None, None, None) => Ok(None),
+            _ => Err(StoreError::Corrupt(format!("invoice {}: amount partly stored", self.invoice_no))),
         }
     }
 }

@@ -7,8 +7,6 @@
 
 use std::future::Future;
 
-use sqlx::{FromRow, Row};
-
 use crate::store::{EventRow, HistoryRow, InvoiceRow, QuarantineRow, StoreError};
 
 /// One statement argument.
@@ -58,6 +56,17 @@ impl<'a> From<Option<&'a str>> for Arg<'a> {
 impl<'a> From<&'a Option<String>> for Arg<'a> {
     fn from(v: &'a Option<String>) -> Self {
         Arg::Text(v.as_deref())
+    }
+}
+
+impl<'a> From<&'a crate::domain::ids::MerchantId> for Arg<'a> {
+    fn from(v: &'a crate::domain::ids::MerchantId) -> Self {
+        Arg::Text(Some(v.as_str()))
+    }
+}
+impl<'a> From<&'a crate::domain::ids::InvoiceNo> for Arg<'a> {
+    fn from(v: &'a crate::domain::ids::InvoiceNo) -> Self {
+        Arg::Text(Some(v.as_str()))
     }
 }
 
@@ -136,7 +145,7 @@ pub trait Sql: Send {
 }
 
 /// Binds `args` to a sqlx query in order (sqlx maps `$n` to the n-th binding on both backends).
-fn bind<'q, DB>(
+pub(crate) fn bind<'q, DB>(
     mut query: sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments<'q>>,
     args: &'q [Arg<'q>],
 ) -> sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments<'q>>
@@ -158,50 +167,94 @@ where
     query
 }
 
-/// `Sql` for a sqlx connection type (`$conn`) of database `$db`.
+/// `Sql` for a sqlx connection type (`$conn`) of database `$db` with `$dialect`; invoked by each
+/// backend (`postgres.rs`, `sqlite.rs`) with its dialect.
 macro_rules! sqlx_sql {
     ($conn:ty, $db:ty, $dialect:expr) => {
-        impl Sql for $conn {
-            const DIALECT: &'static Dialect = $dialect;
+        impl $crate::store::sql::Sql for $conn {
+            const DIALECT: &'static $crate::store::sql::Dialect = $dialect;
 
-            async fn execute(&mut self, sql: &str, args: &[Arg<'_>]) -> Result<u64, StoreError> {
-                Ok(bind::<$db>(sqlx::query(sql), args).execute(self).await?.rows_affected())
+            async fn execute(
+                &mut self,
+                sql: &str,
+                args: &[$crate::store::sql::Arg<'_>],
+            ) -> Result<u64, $crate::store::StoreError> {
+                Ok($crate::store::sql::bind::<$db>(sqlx::query(sql), args).execute(self).await?.rows_affected())
             }
 
-            async fn invoices(&mut self, sql: &str, args: &[Arg<'_>]) -> Result<Vec<InvoiceRow>, StoreError> {
-                let rows = bind::<$db>(sqlx::query(sql), args).fetch_all(self).await?;
-                Ok(rows.iter().map(InvoiceRow::from_row).collect::<Result<_, _>>()?)
+            async fn invoices(
+                &mut self,
+                sql: &str,
+                args: &[$crate::store::sql::Arg<'_>],
+            ) -> Result<Vec<$crate::store::InvoiceRow>, $crate::store::StoreError> {
+                let rows = $crate::store::sql::bind::<$db>(sqlx::query(sql), args).fetch_all(self).await?;
+                Ok(rows
+                    .iter()
+                    .map(<$crate::store::InvoiceRow as sqlx::FromRow<_>>::from_row)
+                    .collect::<Result<_, _>>()?)
             }
 
-            async fn events(&mut self, sql: &str, args: &[Arg<'_>]) -> Result<Vec<EventRow>, StoreError> {
-                let rows = bind::<$db>(sqlx::query(sql), args).fetch_all(self).await?;
-                Ok(rows.iter().map(EventRow::from_row).collect::<Result<_, _>>()?)
+            async fn events(
+                &mut self,
+                sql: &str,
+                args: &[$crate::store::sql::Arg<'_>],
+            ) -> Result<Vec<$crate::store::EventRow>, $crate::store::StoreError> {
+                let rows = $crate::store::sql::bind::<$db>(sqlx::query(sql), args).fetch_all(self).await?;
+                Ok(rows
+                    .iter()
+                    .map(<$crate::store::EventRow as sqlx::FromRow<_>>::from_row)
+                    .collect::<Result<_, _>>()?)
             }
 
-            async fn history(&mut self, sql: &str, args: &[Arg<'_>]) -> Result<Vec<HistoryRow>, StoreError> {
-                let rows = bind::<$db>(sqlx::query(sql), args).fetch_all(self).await?;
-                Ok(rows.iter().map(HistoryRow::from_row).collect::<Result<_, _>>()?)
+            async fn history(
+                &mut self,
+                sql: &str,
+                args: &[$crate::store::sql::Arg<'_>],
+            ) -> Result<Vec<$crate::store::HistoryRow>, $crate::store::StoreError> {
+                let rows = $crate::store::sql::bind::<$db>(sqlx::query(sql), args).fetch_all(self).await?;
+                Ok(rows
+                    .iter()
+                    .map(<$crate::store::HistoryRow as sqlx::FromRow<_>>::from_row)
+                    .collect::<Result<_, _>>()?)
             }
 
-            async fn quarantine(&mut self, sql: &str, args: &[Arg<'_>]) -> Result<Vec<QuarantineRow>, StoreError> {
-                let rows = bind::<$db>(sqlx::query(sql), args).fetch_all(self).await?;
-                Ok(rows.iter().map(QuarantineRow::from_row).collect::<Result<_, _>>()?)
+            async fn quarantine(
+                &mut self,
+                sql: &str,
+                args: &[$crate::store::sql::Arg<'_>],
+            ) -> Result<Vec<$crate::store::QuarantineRow>, $crate::store::StoreError> {
+                let rows = $crate::store::sql::bind::<$db>(sqlx::query(sql), args).fetch_all(self).await?;
+                Ok(rows
+                    .iter()
+                    .map(<$crate::store::QuarantineRow as sqlx::FromRow<_>>::from_row)
+                    .collect::<Result<_, _>>()?)
             }
 
-            async fn integers(&mut self, sql: &str, args: &[Arg<'_>]) -> Result<Option<Vec<Option<i64>>>, StoreError> {
-                let Some(row) = bind::<$db>(sqlx::query(sql), args).fetch_optional(self).await? else {
+            async fn integers(
+                &mut self,
+                sql: &str,
+                args: &[$crate::store::sql::Arg<'_>],
+            ) -> Result<Option<Vec<Option<i64>>>, $crate::store::StoreError> {
+                let Some(row) = $crate::store::sql::bind::<$db>(sqlx::query(sql), args).fetch_optional(self).await?
+                else {
                     return Ok(None);
                 };
-                Ok(Some((0..row.len()).map(|i| row.try_get::<Option<i64>, _>(i)).collect::<Result<_, _>>()?))
+                Ok(Some(
+                    (0..sqlx::Row::len(&row))
+                        .map(|i| sqlx::Row::try_get::<Option<i64>, _>(&row, i))
+                        .collect::<Result<_, _>>()?,
+                ))
             }
 
-            async fn counts(&mut self, sql: &str, args: &[Arg<'_>]) -> Result<Vec<(String, i64)>, StoreError> {
-                let rows = bind::<$db>(sqlx::query(sql), args).fetch_all(self).await?;
-                Ok(rows.iter().map(<(String, i64)>::from_row).collect::<Result<_, _>>()?)
+            async fn counts(
+                &mut self,
+                sql: &str,
+                args: &[$crate::store::sql::Arg<'_>],
+            ) -> Result<Vec<(String, i64)>, $crate::store::StoreError> {
+                let rows = $crate::store::sql::bind::<$db>(sqlx::query(sql), args).fetch_all(self).await?;
+                Ok(rows.iter().map(<(String, i64) as sqlx::FromRow<_>>::from_row).collect::<Result<_, _>>()?)
             }
         }
     };
 }
-
-sqlx_sql!(sqlx::PgConnection, sqlx::Postgres, &crate::store::ops::POSTGRES);
-sqlx_sql!(sqlx::SqliteConnection, sqlx::Sqlite, &crate::store::ops::SQLITE);
+pub(crate) use sqlx_sql;

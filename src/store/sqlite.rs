@@ -68,3 +68,5 @@ impl SqliteStore {
         Ok(())
     }
 }
+
+crate::store::sql::sqlx_sql!(sqlx::SqliteConnection, sqlx::Sqlite, &crate::store::ops::SQLITE);

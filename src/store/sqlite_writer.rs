@@ -17,8 +17,10 @@ use rusqlite::types::{ToSqlOutput, Value, ValueRef};
 use rusqlite::{CachedStatement, Row, ToSql};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::clock::now_ms;
 use crate::store::sql::{Arg, Dialect, Sql};
-use crate::store::{now_ms, EventRow, HistoryRow, InvoiceRow, QuarantineRow, StoreError};
+use crate::store::sqlite_rows::ByPosition;
+use crate::store::{EventRow, HistoryRow, InvoiceRow, QuarantineRow, StoreError};
 
 impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
@@ -110,67 +112,6 @@ impl WriterConn {
     }
 }
 
-/// An invoice from a statement returning the columns of `invoice_columns!` (by position: cheaper
-/// than by name on the writer's hot path).
-fn invoice_row(r: &Row<'_>) -> rusqlite::Result<InvoiceRow> {
-    Ok(InvoiceRow {
-        merchant_id: r.get(0)?,
-        invoice_no: r.get(1)?,
-        status: r.get(2)?,
-        amount_minor: r.get(3)?,
-        currency: r.get(4)?,
-        exponent: r.get(5)?,
-        origin: r.get(6)?,
-        trusted: r.get(7)?,
-        sequence: r.get(8)?,
-        resp_code: r.get(9)?,
-        resp_desc: r.get(10)?,
-        tran_ref: r.get(11)?,
-        notified_at: r.get(12)?,
-        returned_at: r.get(13)?,
-        needs_review: r.get(14)?,
-        expires_at: r.get(15)?,
-        next_inquiry_at: r.get(16)?,
-        inquiry_attempts: r.get(17)?,
-        last_inquiry_at: r.get(18)?,
-        created_at: r.get(19)?,
-        updated_at: r.get(20)?,
-    })
-}
-
-/// An event from a statement returning the columns of `event_columns!`, by position.
-fn event_row(r: &Row<'_>) -> rusqlite::Result<EventRow> {
-    Ok(EventRow {
-        seq: r.get(0)?,
-        event_id: r.get(1)?,
-        merchant_id: r.get(2)?,
-        invoice_no: r.get(3)?,
-        sequence: r.get(4)?,
-        event_type: r.get(5)?,
-        body: r.get(6)?,
-        created_at: r.get(7)?,
-        published_at: r.get(8)?,
-        attempts: r.get(9)?,
-        last_error: r.get(10)?,
-        claimed_until: r.get(11)?,
-        traceparent: r.get(12)?,
-    })
-}
-
-/// A history row (`id, kind, resp_code, resp_desc, outcome, raw, normalized, received_at`), by position.
-fn history_row(r: &Row<'_>) -> rusqlite::Result<HistoryRow> {
-    Ok(HistoryRow {
-        id: r.get(0)?,
-        kind: r.get(1)?,
-        resp_code: r.get(2)?,
-        resp_desc: r.get(3)?,
-        outcome: r.get(4)?,
-        raw: r.get(5)?,
-        normalized: r.get(6)?,
-        received_at: r.get(7)?,
-    })
-}
-
 impl Sql for WriterConn {
     const DIALECT: &'static Dialect = &crate::store::ops::SQLITE;
 
@@ -180,32 +121,19 @@ impl Sql for WriterConn {
     }
 
     async fn invoices(&mut self, sql: &str, args: &[Arg<'_>]) -> Result<Vec<InvoiceRow>, StoreError> {
-        self.rows(sql, args, invoice_row)
+        self.rows(sql, args, InvoiceRow::by_position)
     }
 
     async fn events(&mut self, sql: &str, args: &[Arg<'_>]) -> Result<Vec<EventRow>, StoreError> {
-        self.rows(sql, args, event_row)
+        self.rows(sql, args, EventRow::by_position)
     }
 
     async fn quarantine(&mut self, sql: &str, args: &[Arg<'_>]) -> Result<Vec<QuarantineRow>, StoreError> {
-        self.rows(sql, args, |r| {
-            Ok(QuarantineRow {
-                id: r.get(0)?,
-                kind: r.get(1)?,
-                merchant_id: r.get(2)?,
-                invoice_no: r.get(3)?,
-                dedupe_key: r.get(4)?,
-                raw: r.get(5)?,
-                error: r.get(6)?,
-                received_at: r.get(7)?,
-                released_at: r.get(8)?,
-                release_outcome: r.get(9)?,
-            })
-        })
+        self.rows(sql, args, QuarantineRow::by_position)
     }
 
     async fn history(&mut self, sql: &str, args: &[Arg<'_>]) -> Result<Vec<HistoryRow>, StoreError> {
-        self.rows(sql, args, history_row)
+        self.rows(sql, args, HistoryRow::by_position)
     }
 
     async fn integers(&mut self, sql: &str, args: &[Arg<'_>]) -> Result<Option<Vec<Option<i64>>>, StoreError> {

@@ -143,7 +143,7 @@ async fn an_inquiry_answer_with_a_full_card_number_is_stored_and_published_maske
         };
         let inquiry = invoice["history"].as_array().unwrap().iter().find(|h| h["kind"] == "inquiry").unwrap();
         assert!(inquiry["raw"].as_str().unwrap().ends_with(".redacted"), "{inquiry}");
-        assert_eq!(inquiry["observation"]["masked_pan"], "411111XXXXXX1111");
+        assert_eq!(inquiry["observation"]["maskedPan"], "411111XXXXXX1111");
         assert_no_card(&invoice, PAN, &format!("{backend:?} GET invoice"));
         let published = flow.broker.take_exactly(1, Duration::from_secs(10), Duration::from_millis(50)).await;
         assert_eq!(published[0].body["data"]["source"], "inquiry");
@@ -190,7 +190,7 @@ async fn a_nul_in_a_signed_notification_is_removed_on_both_stores_instead_of_ans
         let invoice = app.invoice("JT01", &inv).await;
         assert_eq!(invoice["status"], "succeeded");
         assert_eq!(invoice["respDesc"], "ab", "{backend:?}");
-        assert_eq!(invoice["history"][0]["observation"]["user_defined"][1], "line\none[0m\ttab");
+        assert_eq!(invoice["history"][0]["observation"]["userDefined"][1], "line\none[0m\ttab");
         app.stop().await;
     }
 }

@@ -22,7 +22,7 @@ async fn a_signed_notification_is_stored_with_its_event_on_both_backends() {
         assert_eq!(body["history"].as_array().unwrap().len(), 1);
         assert_eq!(body["history"][0]["kind"], "backend_notification");
         assert_eq!(body["history"][0]["outcome"], "applied:succeeded");
-        assert_eq!(body["history"][0]["observation"]["transaction_time"], "2026-11-27T08:05:08+08:00");
+        assert_eq!(body["history"][0]["observation"]["transactionTime"], "2026-11-27T08:05:08+08:00");
         let events = body["events"].as_array().unwrap();
         assert_eq!(events.len(), 1);
         assert_eq!(events[0]["type"], "payment.succeeded");
@@ -48,9 +48,9 @@ async fn the_real_4_1_sandbox_notification_is_accepted() {
     assert_eq!(body["amount"]["minor"], 100000);
     assert_eq!(body["amount"]["currency"], "SGD");
     let obs = &body["history"][0]["observation"];
-    assert_eq!(obs["masked_pan"], "411111XXXXXX1111");
-    assert_eq!(obs["customer_token"], Value::Null, "an empty cardToken is absent, not invented");
-    assert_eq!(obs["transaction_time"], "2022-04-01T13:53:59+08:00");
+    assert_eq!(obs["maskedPan"], "411111XXXXXX1111");
+    assert_eq!(obs["customerToken"], Value::Null, "an empty cardToken is absent, not invented");
+    assert_eq!(obs["transactionTime"], "2022-04-01T13:53:59+08:00");
     app.stop().await;
 }
 
@@ -72,8 +72,8 @@ async fn amounts_as_strings_and_numbers_and_the_4_1_spelling_normalise_alike() {
         let body = app.invoice("JT01", &inv).await;
         assert_eq!(body["amount"]["minor"], 100000, "{amount}");
         let obs = &body["history"][0]["observation"];
-        assert_eq!(obs["masked_pan"], "411111XXXXXX1111");
-        assert_eq!(obs["customer_token"], "28052010234224845229");
+        assert_eq!(obs["maskedPan"], "411111XXXXXX1111");
+        assert_eq!(obs["customerToken"], "28052010234224845229");
     }
     app.stop().await;
 }
@@ -86,7 +86,7 @@ async fn a_full_card_number_is_masked_before_it_is_stored() {
     claims["accountNo"] = json!("4111111111111111");
     assert_eq!(app.post_notification(&sign_jt01(&claims)).await.status(), 200);
     let body = app.invoice("JT01", &inv).await;
-    assert_eq!(body["history"][0]["observation"]["masked_pan"], "411111XXXXXX1111");
+    assert_eq!(body["history"][0]["observation"]["maskedPan"], "411111XXXXXX1111");
     assert!(!body.to_string().contains("4111111111111111"));
     let raw = body["history"][0]["raw"].as_str().expect("audit copy kept");
     let claims = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(raw.split('.').nth(1).unwrap()).unwrap();
