@@ -71,10 +71,6 @@ impl TestDb {
     async fn second_store(&self) -> Store {
         Store::connect(&database_settings(&self.url)).await.unwrap()
     }
-
-    async fn drop(self) {
-        drop(self);
-    }
 }
 
 /// Records a verified backend notification of `MERCHANT`.
@@ -503,7 +499,7 @@ async fn one_observation_becomes_one_confirmed_message(backend: Backend) {
     let took = relay.stop().await;
     eprintln!("{backend:?}: graceful stop took {took:?}");
     broker.cleanup(&[&default_queue]).await;
-    db.drop().await;
+    drop(db);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -550,7 +546,7 @@ async fn events_wait_in_the_outbox_while_the_broker_is_unreachable(backend: Back
     let rows = events(&db.store, &invoices).await;
     assert!(rows.iter().all(|r| r.published_at.is_some()));
     broker.cleanup(&[]).await;
-    db.drop().await;
+    drop(db);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -592,7 +588,7 @@ async fn events_recorded_while_the_connection_is_down_go_out_after_reconnecting(
     .await;
     relay.stop().await;
     broker.cleanup(&[]).await;
-    db.drop().await;
+    drop(db);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -647,7 +643,7 @@ async fn unroutable_events_stay_unpublished_until_a_queue_is_bound(backend: Back
     .await;
     relay.stop().await;
     broker.cleanup(&[]).await;
-    db.drop().await;
+    drop(db);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -694,7 +690,7 @@ async fn replayed_events_are_published_again_with_the_same_ids(backend: Backend)
     assert_eq!(again[1].body["data"]["sequence"], 2);
     relay.stop().await;
     broker.cleanup(&[]).await;
-    db.drop().await;
+    drop(db);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -744,7 +740,7 @@ async fn two_relays_on_one_postgres_database_publish_each_event_once() {
     a.stop().await;
     b.stop().await;
     broker.cleanup(&[]).await;
-    db.drop().await;
+    drop(db);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -771,7 +767,7 @@ async fn shutdown_flushes_events_recorded_before_it() {
     let rows = events(&db.store, &invoices).await;
     assert!(rows.iter().all(|r| r.published_at.is_some()));
     broker.cleanup(&[]).await;
-    db.drop().await;
+    drop(db);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -826,7 +822,7 @@ async fn nacked_events_stay_unpublished_until_the_broker_accepts_them() {
     assert_eq!(relay.published("payment.succeeded"), 3);
     relay.stop().await;
     broker.cleanup(&[]).await;
-    db.drop().await;
+    drop(db);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -964,7 +960,7 @@ async fn confirms_that_never_come_time_out_and_the_relay_reconnects() {
     relay.stop().await;
     drop(proxy);
     broker.cleanup(&[]).await;
-    db.drop().await;
+    drop(db);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1031,7 +1027,7 @@ async fn the_default_queue_is_a_quorum_queue_whose_rejects_reach_the_dead_letter
     relay.stop().await;
     let _ = ch.exchange_delete(dlx.into(), ExchangeDeleteOptions::default()).await;
     broker.cleanup(&[&queue, &dead]).await;
-    db.drop().await;
+    drop(db);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1057,5 +1053,5 @@ async fn an_existing_classic_default_queue_is_kept_and_still_receives_events() {
     assert_eq!(broker.depth(&queue).await, 1, "the classic queue is bound and got the event");
     relay.stop().await;
     broker.cleanup(&[&queue]).await;
-    db.drop().await;
+    drop(db);
 }
