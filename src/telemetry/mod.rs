@@ -10,6 +10,8 @@
 mod export;
 pub mod propagation;
 
+pub use export::provider as tracer_provider;
+
 use std::sync::OnceLock;
 
 use opentelemetry::trace::{TraceContextExt, TracerProvider as _};

@@ -20,6 +20,7 @@ mod reconcile;
 mod scrape;
 mod stats;
 mod store_writes;
+mod traces;
 
 use std::process::ExitCode;
 

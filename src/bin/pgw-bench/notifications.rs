@@ -59,6 +59,10 @@ pub struct Args {
     /// Skip the GET /healthz ceiling measurement.
     #[arg(long)]
     no_healthz: bool,
+    /// Record OpenTelemetry spans of every request (sample ratio 1) and export them over OTLP/HTTP
+    /// to a stand-in collector in this process, to measure what tracing costs.
+    #[arg(long)]
+    traces: bool,
     /// Print the results as JSON instead of the summary.
     #[arg(long)]
     json: bool,
@@ -136,6 +140,8 @@ struct Report {
     ratio_to_healthz: Option<f64>,
     publisher: Option<PublisherReport>,
     broker: Option<BrokerReport>,
+    /// With `--traces`: what the collector stand-in received by the end of the run.
+    traces: Option<crate::traces::Received>,
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
@@ -217,6 +223,7 @@ async fn measure(args: &Args, db: &BenchDb, load_rt: &tokio::runtime::Handle) ->
             None => None,
         };
         let ratio_to_healthz = healthz.as_ref().map(|h| notifications.per_second / h.per_second.max(1e-9));
+        let traces = service.flush_traces().await;
         anyhow::Ok(Report {
             store: args.db.store.as_str(),
             count,
@@ -231,6 +238,7 @@ async fn measure(args: &Args, db: &BenchDb, load_rt: &tokio::runtime::Handle) ->
             ratio_to_healthz,
             publisher,
             broker,
+            traces,
         })
     }
     .await;
@@ -417,9 +425,19 @@ struct Service {
     metrics: Metrics,
     shutdown: CancellationToken,
     task: tokio::task::JoinHandle<anyhow::Result<()>>,
+    /// With `--traces`: the stand-in collector and the tracer that exports to it.
+    traces: Option<(crate::traces::Collector, opentelemetry_sdk::trace::SdkTracerProvider)>,
 }
 
 impl Service {
+    /// With `--traces`: exports the spans still buffered, then what the collector received.
+    async fn flush_traces(&self) -> Option<crate::traces::Received> {
+        let (collector, provider) = self.traces.as_ref()?;
+        let provider = provider.clone();
+        let _ = tokio::task::spawn_blocking(move || provider.force_flush()).await;
+        Some(collector.received())
+    }
+
     async fn start(args: &Args, db: &BenchDb, exchange: &str) -> anyhow::Result<Service> {
         let file = db.dir.join("bench.toml");
         // The gateway points at a closed loopback port: nothing here may reach the internet. No
@@ -465,21 +483,18 @@ timezone = "+08:00"
         let overrides: Vec<(&str, ::config::Value)> =
             args.overrides.iter().map(|(k, v)| (k.as_str(), ::config::Value::from(v.as_str()))).collect();
         let config = pgw_relay::config::load_with_overrides(&sources, &overrides)?;
-        // The service's own logs, on stderr so that --json output stays clean.
-        let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&config.settings.log.filter));
-        let _ = tracing_subscriber::fmt()
-            .json()
-            .flatten_event(true)
-            .with_env_filter(filter)
-            .with_writer(std::io::stderr)
-            .try_init();
+        let collector = if args.traces { Some(crate::traces::Collector::start()?) } else { None };
+        let telemetry = collector
+            .as_ref()
+            .map(|c| pgw_relay::config::TelemetrySettings { otlp_endpoint: c.endpoint.clone(), ..Default::default() });
+        let provider = crate::traces::install(&config.settings.log.filter, telemetry.as_ref())?;
+        let traces = collector.zip(provider);
         let app = Application::build(config).await.context("the service did not start")?;
         let (public, internal) = (app.public_addr(), app.internal_addr());
         let metrics = app.state().metrics.clone();
         let shutdown = app.shutdown_token();
         let task = tokio::spawn(app.run_until_stopped());
-        Ok(Service { public, internal, metrics, shutdown, task })
+        Ok(Service { public, internal, metrics, shutdown, task, traces })
     }
 
     /// Waits until the service's publisher is connected (and so has declared the exchange).
@@ -502,6 +517,10 @@ timezone = "+08:00"
             Ok(Ok(Err(e))) => eprintln!("pgw-bench: the service stopped with an error: {e:#}"),
             Ok(Err(e)) => eprintln!("pgw-bench: the service task failed: {e}"),
             Err(_) => eprintln!("pgw-bench: the service did not stop within 30 s"),
+        }
+        if let Some((collector, provider)) = self.traces {
+            let _ = tokio::task::spawn_blocking(move || provider.shutdown()).await;
+            collector.stop().await;
         }
     }
 }
@@ -557,6 +576,12 @@ fn print_summary(r: &Report) {
     }
     println!("cpu, notifications ({:.1} s): {}", n.cpu.wall_seconds, n.cpu.line());
     println!("cpu per notification:       {}", n.cpu.micros_line(n.per_second));
+    if let Some(t) = &r.traces {
+        println!(
+            "traces: {} OTLP export requests, {} bytes received by the collector stand-in",
+            t.export_requests, t.bytes
+        );
+    }
     if let Some(p) = &r.publisher {
         println!();
         match p.drained_after_ms {
