@@ -111,12 +111,13 @@ impl OutboxRelay {
         while !shutdown.is_cancelled() {
             self.refresh_gauges(false).await;
             self.release_parked(false).await;
-            if !self.mark_unmarked().await {
-                let delay = self.store_backoff();
-                self.pause(delay, &shutdown).await;
-                continue;
-            }
             if !self.publisher.check() {
+                // What the broker confirmed before the connection went is marked first.
+                if !self.mark_unmarked().await {
+                    let delay = self.store_backoff();
+                    self.pause(delay, &shutdown).await;
+                    continue;
+                }
                 let delay = self.publisher.next_delay();
                 if !self.pause(delay, &shutdown).await {
                     break;
@@ -127,7 +128,8 @@ impl OutboxRelay {
                 }
                 continue;
             }
-            let rows = match self.claim().await {
+            let (marked, claimed) = self.mark_and_claim().await;
+            let rows = match claimed {
                 Ok(rows) => rows,
                 Err(()) => {
                     let delay = self.store_backoff();
@@ -135,6 +137,16 @@ impl OutboxRelay {
                     continue;
                 }
             };
+            if !marked {
+                // The store refused the marks: publish what was claimed, then back off; the
+                // confirmed rows stay leased to this relay and are marked on the next round.
+                if !rows.is_empty() {
+                    self.process(rows, None).await;
+                }
+                let delay = self.store_backoff();
+                self.pause(delay, &shutdown).await;
+                continue;
+            }
             if rows.is_empty() {
                 self.idle(&shutdown, &lost).await;
                 continue;
@@ -217,8 +229,33 @@ impl OutboxRelay {
         }
     }
 
+    /// Marks the rows the broker confirmed published and claims the next batch at the same time:
+    /// on SQLite both join one group commit of the writer, on PostgreSQL they run side by side, so
+    /// a publish cycle waits for one commit instead of two. The rows being marked are still leased
+    /// to this relay, so the claim cannot return them. `(marked, claimed)`.
+    async fn mark_and_claim(&mut self) -> (bool, Result<Vec<EventRow>, ()>) {
+        let seqs: Vec<i64> = self.unmarked.iter().map(|(seq, _)| *seq).collect();
+        let limit = i64::try_from(self.settings.publish_batch.max(1)).unwrap_or(i64::MAX);
+        let (store, owner, lease) = (&self.store, &self.owner, self.settings.claim_lease);
+        let (marked, claimed) = tokio::join!(store.mark_published(seqs), store.claim_events(owner, limit, lease));
+        let marked = self.settle_marks(marked);
+        let claimed = match claimed {
+            Ok(rows) => Ok(rows),
+            Err(e) => {
+                self.store_failures = self.store_failures.saturating_add(1);
+                tracing::warn!(error = %e, "cannot claim outbox events");
+                Err(())
+            }
+        };
+        if marked && claimed.is_ok() {
+            self.store_failures = 0;
+        }
+        (marked, claimed)
+    }
+
     /// Publishes one claimed batch and settles every row: published, or parked for a retry. The
-    /// batch is one span, linked to the spans that caused its events.
+    /// batch is one span, linked to the spans that caused its events. Confirmed rows are marked
+    /// published with the next claim ([`OutboxRelay::mark_and_claim`]).
     async fn process(&mut self, rows: Vec<EventRow>, cap: Option<Instant>) -> BatchReport {
         let span = tracing::info_span!(
             "publish_batch",
@@ -284,7 +321,6 @@ impl OutboxRelay {
                 }
             }
         }
-        self.mark_unmarked().await;
         report
     }
 
@@ -294,9 +330,18 @@ impl OutboxRelay {
             return true;
         }
         let seqs: Vec<i64> = self.unmarked.iter().map(|(seq, _)| *seq).collect();
-        match self.store.mark_published(seqs).await {
+        let marked = self.store.mark_published(seqs).await;
+        let ok = self.settle_marks(marked);
+        if ok {
+            self.store_failures = 0;
+        }
+        ok
+    }
+
+    /// Counts the marked rows as published, or keeps them for the next attempt.
+    fn settle_marks(&mut self, marked: Result<(), crate::store::StoreError>) -> bool {
+        match marked {
             Ok(()) => {
-                self.store_failures = 0;
                 for (_, event_type) in self.unmarked.drain(..) {
                     self.metrics.events_published.with_label_values(&[event_type.as_str()]).inc();
                 }
