@@ -40,7 +40,19 @@ pub struct DbArgs {
         default_value = "postgres://postgres@127.0.0.1:5432/test"
     )]
     pub postgres_url: String,
+    /// Diagnostic: drop the triggers that keep the scrape gauges right after migrating, to
+    /// measure what they cost every write. The service's invoice and outbox gauges are then wrong.
+    #[arg(long)]
+    pub without_gauge_triggers: bool,
 }
+
+/// The gauge triggers of migration 0005, per store.
+const POSTGRES_GAUGE_TRIGGERS: &str = "DROP TRIGGER invoices_count_insert_delete ON invoices; \
+    DROP TRIGGER invoices_count_update ON invoices; DROP TRIGGER events_count_insert_delete ON events; \
+    DROP TRIGGER events_count_update ON events";
+const SQLITE_GAUGE_TRIGGERS: &str = "DROP TRIGGER invoices_count_insert; DROP TRIGGER invoices_count_delete; \
+    DROP TRIGGER invoices_count_update; DROP TRIGGER events_count_insert; DROP TRIGGER events_count_delete; \
+    DROP TRIGGER events_count_update";
 
 /// A fresh database and the working directory of one run.
 pub struct BenchDb {
@@ -88,6 +100,46 @@ impl BenchDb {
                 }
             }
         }
+    }
+
+    /// A store on the run's database with `max_connections` and `write_batch`, migrated (see
+    /// [`BenchDb::migrate`]).
+    pub async fn store(
+        &self,
+        args: &DbArgs,
+        max_connections: u32,
+        write_batch: usize,
+    ) -> anyhow::Result<pgw_relay::store::Store> {
+        let settings = pgw_relay::config::DatabaseSettings {
+            url: secrecy::SecretString::from(self.url.clone()),
+            migrate_on_start: true,
+            max_connections,
+            write_batch,
+        };
+        let store = pgw_relay::store::Store::connect(&settings).await?;
+        self.migrate(args, &store).await?;
+        Ok(store)
+    }
+
+    /// Migrates the run's database through `store`, then drops the gauge triggers if
+    /// `--without-gauge-triggers` asks (the service's own migration at start is then a no-op).
+    pub async fn migrate(&self, args: &DbArgs, store: &pgw_relay::store::Store) -> anyhow::Result<()> {
+        store.migrate().await?;
+        if args.without_gauge_triggers {
+            use sqlx::Executor;
+            match args.store {
+                StoreKind::Sqlite => {
+                    let mut c = sqlx::SqliteConnection::connect(&self.url).await?;
+                    c.execute(SQLITE_GAUGE_TRIGGERS).await?;
+                }
+                StoreKind::Postgres => {
+                    let mut c = sqlx::PgConnection::connect(&self.url).await?;
+                    c.execute(POSTGRES_GAUGE_TRIGGERS).await?;
+                }
+            }
+            eprintln!("pgw-bench: gauge triggers dropped (--without-gauge-triggers): the gauges are not kept");
+        }
+        Ok(())
     }
 
     /// Drops the database and removes the working directory.

@@ -170,6 +170,7 @@ async fn measure(args: &Args, db: &BenchDb, load_rt: &tokio::runtime::Handle) ->
     let bodies: Arc<Vec<String>> = Arc::new((0..count).map(|i| signed_body(&prefix, i)).collect());
     let presign_seconds = signing.elapsed().as_secs_f64();
 
+    db.store(&args.db, 1, 1).await?;
     let service = Service::start(args, db, &exchange).await?;
     let measured = async {
         let client = reqwest::Client::builder()

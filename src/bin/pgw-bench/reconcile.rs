@@ -6,9 +6,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use pgw_relay::config::DatabaseSettings;
-use pgw_relay::store::{now_ms, Store};
-use secrecy::SecretString;
+use pgw_relay::store::now_ms;
 use serde::Serialize;
 use sqlx::{Connection, PgConnection, SqliteConnection};
 
@@ -94,14 +92,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 
 async fn measure(args: &Args, db: &BenchDb, future: usize) -> anyhow::Result<SizeReport> {
     let due = args.due as usize;
-    let settings = DatabaseSettings {
-        url: SecretString::from(db.url.clone()),
-        migrate_on_start: true,
-        max_connections: 4,
-        write_batch: 256,
-    };
-    let store = Store::connect(&settings).await?;
-    store.migrate().await?;
+    let store = db.store(&args.db, 4, 256).await?;
     let mut direct = Direct::connect(args.db.store, &db.url).await?;
 
     let filling = Instant::now();

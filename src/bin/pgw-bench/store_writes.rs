@@ -8,11 +8,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use chrono::FixedOffset;
-use pgw_relay::config::DatabaseSettings;
 use pgw_relay::domain::observation::{Observation, Source};
 use pgw_relay::protocol::payment_result::PaymentResult;
-use pgw_relay::store::{now_ms, Store, Timing};
-use secrecy::SecretString;
+use pgw_relay::store::{now_ms, Timing};
 use serde::Serialize;
 
 use crate::cpu::Machine;
@@ -85,14 +83,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 
 async fn measure(args: &Args, db: &BenchDb, load_rt: &tokio::runtime::Handle) -> anyhow::Result<Report> {
     let count = args.load.count as usize;
-    let settings = DatabaseSettings {
-        url: SecretString::from(db.url.clone()),
-        migrate_on_start: true,
-        max_connections: 16,
-        write_batch: args.write_batch as usize,
-    };
-    let store = Store::connect(&settings).await?;
-    store.migrate().await?;
+    let store = db.store(&args.db, 16, args.write_batch as usize).await?;
 
     let run_id = uuid::Uuid::now_v7().simple().to_string();
     let prefix = format!("S{}", &run_id[run_id.len() - 8..]);
