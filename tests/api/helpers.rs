@@ -452,3 +452,33 @@ impl RelayProcess {
         .expect("the wait task")
     }
 }
+
+/// Serves every request with `handler` on a free loopback port, from a thread of its own, until
+/// the returned handle is stopped; the base URL and the handle. For the small servers tests stand
+/// up beside the relay (a merchant's receiver, an OTLP collector).
+pub fn serve_on_thread<F, Fut>(handler: F) -> (String, actix_web::dev::ServerHandle)
+where
+    F: Fn(actix_web::HttpRequest, actix_web::web::Bytes) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = actix_web::HttpResponse> + 'static,
+{
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.set_nonblocking(true).expect("non-blocking");
+    let base_url = format!("http://{}", listener.local_addr().expect("addr"));
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        actix_web::rt::System::new().block_on(async move {
+            let server = actix_web::HttpServer::new(move || {
+                actix_web::App::new().default_service(actix_web::web::to(handler.clone()))
+            })
+            .workers(1)
+            .disable_signals()
+            .shutdown_timeout(1)
+            .listen(listener)
+            .expect("listen")
+            .run();
+            tx.send(server.handle()).expect("hand over the server handle");
+            let _ = server.await;
+        });
+    });
+    (base_url, rx.recv().expect("the server started"))
+}

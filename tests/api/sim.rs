@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix_web::dev::ServerHandle;
-use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use actix_web::{web, HttpRequest, HttpResponse};
 use pgw_relay::protocol::frontend_return;
 use pgw_relay::protocol::jwt::{self, JwtError};
 use pgw_relay::protocol::payment_result::{PaymentResult, RequestError};
@@ -14,6 +14,8 @@ use pgw_relay::protocol::payment_token::PaymentTokenResponse;
 use pgw_relay::sim::{Delivery, Outcome, Scenario, Scope, SimConfig, SimMerchant, SimServer};
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
+
+use crate::helpers::serve_on_thread;
 
 const MID: &str = "JT01";
 const KEY: &str = "ECC4E54DBA738857B84A7EBC6B5DC7187B8DA68750E88AB53AAA41F548D6F2D9";
@@ -34,54 +36,33 @@ struct Receiver {
 
 impl Receiver {
     fn start() -> Receiver {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.set_nonblocking(true).unwrap();
-        let base_url = format!("http://{}", listener.local_addr().unwrap());
         let (ntx, notifications) = mpsc::unbounded_channel::<String>();
         let (rtx, returns) = mpsc::unbounded_channel::<String>();
         let fail_next = Arc::new(AtomicU32::new(0));
         let fail = fail_next.clone();
-        let (htx, hrx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            actix_web::rt::System::new().block_on(async move {
-                let server = HttpServer::new(move || {
-                    let (ntx, rtx, fail) = (ntx.clone(), rtx.clone(), fail.clone());
-                    App::new().default_service(web::to(move |req: HttpRequest, body: web::Bytes| {
-                        let (ntx, rtx, fail) = (ntx.clone(), rtx.clone(), fail.clone());
-                        async move {
-                            let text = String::from_utf8_lossy(&body).to_string();
-                            match req.path() {
-                                "/notify" => {
-                                    let _ = ntx.send(text);
-                                    let failing = fail
-                                        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-                                        .is_ok();
-                                    if failing {
-                                        HttpResponse::InternalServerError().body("not now")
-                                    } else {
-                                        HttpResponse::Ok().finish()
-                                    }
-                                }
-                                "/return" => {
-                                    let _ = rtx.send(text);
-                                    HttpResponse::Ok().body("thanks")
-                                }
-                                _ => HttpResponse::NotFound().finish(),
-                            }
+        let (base_url, handle) = serve_on_thread(move |req: HttpRequest, body: web::Bytes| {
+            let (ntx, rtx, fail) = (ntx.clone(), rtx.clone(), fail.clone());
+            async move {
+                let text = String::from_utf8_lossy(&body).to_string();
+                match req.path() {
+                    "/notify" => {
+                        let _ = ntx.send(text);
+                        let failing =
+                            fail.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok();
+                        if failing {
+                            HttpResponse::InternalServerError().body("not now")
+                        } else {
+                            HttpResponse::Ok().finish()
                         }
-                    }))
-                })
-                .workers(1)
-                .disable_signals()
-                .shutdown_timeout(1)
-                .listen(listener)
-                .unwrap()
-                .run();
-                htx.send(server.handle()).unwrap();
-                let _ = server.await;
-            });
+                    }
+                    "/return" => {
+                        let _ = rtx.send(text);
+                        HttpResponse::Ok().body("thanks")
+                    }
+                    _ => HttpResponse::NotFound().finish(),
+                }
+            }
         });
-        let handle = hrx.recv().unwrap();
         Receiver { base_url, notifications, returns, fail_next, handle }
     }
 

@@ -8,7 +8,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use actix_web::dev::ServerHandle;
-use actix_web::{web, App, HttpResponse, HttpServer};
+use actix_web::http::Method;
+use actix_web::{web, HttpRequest, HttpResponse};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::any_value::Value as AnyValue;
 use pgw_relay::sim::{Outcome, Scenario, Scope, SimConfig, SimMerchant, SimServer};
@@ -42,47 +43,27 @@ struct Collector {
 
 impl Collector {
     fn start() -> Collector {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.set_nonblocking(true).unwrap();
-        let base_url = format!("http://{}", listener.local_addr().unwrap());
         let spans = Arc::new(Mutex::new(Vec::new()));
         let rejected = Arc::new(Mutex::new(0));
         let (sink, bad) = (spans.clone(), rejected.clone());
-        let (htx, hrx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            actix_web::rt::System::new().block_on(async move {
-                let server = HttpServer::new(move || {
-                    let (sink, bad) = (sink.clone(), bad.clone());
-                    App::new().route(
-                        "/v1/traces",
-                        web::post().to(move |body: web::Bytes| {
-                            let (sink, bad) = (sink.clone(), bad.clone());
-                            async move {
-                                match ExportTraceServiceRequest::decode(body.as_ref()) {
-                                    Ok(request) => {
-                                        sink.lock().unwrap().extend(flatten(request));
-                                        HttpResponse::Ok().content_type("application/x-protobuf").finish()
-                                    }
-                                    Err(_) => {
-                                        *bad.lock().unwrap() += 1;
-                                        HttpResponse::BadRequest().finish()
-                                    }
-                                }
-                            }
-                        }),
-                    )
-                })
-                .workers(1)
-                .disable_signals()
-                .shutdown_timeout(1)
-                .listen(listener)
-                .unwrap()
-                .run();
-                htx.send(server.handle()).unwrap();
-                let _ = server.await;
-            });
+        let (base_url, handle) = serve_on_thread(move |req: HttpRequest, body: web::Bytes| {
+            let (sink, bad) = (sink.clone(), bad.clone());
+            async move {
+                if req.method() != Method::POST || req.path() != "/v1/traces" {
+                    return HttpResponse::NotFound().finish();
+                }
+                match ExportTraceServiceRequest::decode(body.as_ref()) {
+                    Ok(request) => {
+                        sink.lock().unwrap().extend(flatten(request));
+                        HttpResponse::Ok().content_type("application/x-protobuf").finish()
+                    }
+                    Err(_) => {
+                        *bad.lock().unwrap() += 1;
+                        HttpResponse::BadRequest().finish()
+                    }
+                }
+            }
         });
-        let handle = hrx.recv().unwrap();
         Collector { base_url, spans, rejected, handle }
     }
 
