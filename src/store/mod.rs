@@ -7,6 +7,7 @@ mod error;
 mod operator;
 mod ops;
 mod postgres;
+mod postgres_groups;
 mod retention;
 mod rows;
 mod sql;
@@ -117,14 +118,22 @@ impl Store {
         dedupe_key: Option<String>,
         timing: Timing,
     ) -> Result<RecordResult, StoreError> {
-        in_transaction!(self, |c, now| ops::apply_observation(
-            c,
-            &obs,
-            raw.as_deref(),
-            dedupe_key.as_deref(),
-            timing,
-            now
-        ))
+        match self {
+            Store::Sqlite(s) => {
+                s.write(move |c, now| {
+                    sqlite_writer::run_now(ops::apply_observation(
+                        c,
+                        &obs,
+                        raw.as_deref(),
+                        dedupe_key.as_deref(),
+                        timing,
+                        now,
+                    ))
+                })
+                .await
+            }
+            Store::Postgres(s) => s.record_observation(obs, raw, dedupe_key, timing).await,
+        }
     }
 
     /// Registers an invoice; `Ok(true)` when new, `Ok(false)` when already known.

@@ -1,5 +1,6 @@
 //! PostgreSQL backend: one transaction per write, row locks (`FOR UPDATE`) per invoice and
 //! `FOR UPDATE SKIP LOCKED` claims so several replicas share the outbox and the reconciliation.
+//! Observations (the bulk of the writes) go through the group writers of `postgres_groups.rs`.
 //!
 //! Every database call runs on the runtime that connected the store (the service's main
 //! runtime): pool connections then belong to a runtime that outlives the HTTP workers, so the
@@ -15,14 +16,22 @@ use tokio::runtime::Handle;
 
 use crate::clock::now_ms;
 use crate::config::DatabaseSettings;
-use crate::store::StoreError;
+use crate::domain::observation::Observation;
+use crate::store::postgres_groups::GroupWriter;
+use crate::store::{RecordResult, StoreError, Timing};
 
 /// The PostgreSQL store.
 #[derive(Clone)]
 pub struct PgStore {
     pool: PgPool,
     runtime: Handle,
+    observations: GroupWriter,
 }
+
+/// Group writers per replica for observations: while one commits, the next collects what
+/// arrived meanwhile. At most a quarter of the pool, so reads, the relay and the reconciliation
+/// keep connections.
+const GROUP_WRITERS: u32 = 4;
 
 impl PgStore {
     /// Builds a lazy pool (the first query connects) bound to the current runtime.
@@ -34,7 +43,11 @@ impl PgStore {
             .max_connections(settings.max_connections)
             .acquire_timeout(Duration::from_secs(3))
             .connect_lazy_with(options.application_name("pgw-relay"));
-        Ok(PgStore { pool, runtime })
+        let writers = GROUP_WRITERS.min(settings.max_connections / 4).max(1) as usize;
+        // Busy writers keep their connections only if that leaves at least as many to the rest.
+        let keep = settings.max_connections as usize >= 2 * writers;
+        let observations = GroupWriter::start(pool.clone(), &runtime, writers, settings.write_batch, keep);
+        Ok(PgStore { pool, runtime, observations })
     }
 
     /// Runs `write` (given the connection and the time, Unix ms) in one transaction.
@@ -51,6 +64,17 @@ impl PgStore {
             Ok(value)
         })
         .await
+    }
+
+    /// Records an observation in the next group of the group writers (`postgres_groups.rs`).
+    pub async fn record_observation(
+        &self,
+        obs: Observation,
+        raw: Option<String>,
+        dedupe_key: Option<String>,
+        timing: Timing,
+    ) -> Result<RecordResult, StoreError> {
+        self.observations.record(obs, raw, dedupe_key, timing).await
     }
 
     /// Runs `read` on a pooled connection.

@@ -63,15 +63,16 @@ impl ToSql for Arg<'_> {
 
 impl WriterConn {
     /// Opens the write connection with the readers' durability settings (WAL, `synchronous =
-    /// FULL`); statement journals in memory, a 64 MiB page cache and reads through a memory map,
-    /// so that the writer rarely waits for a read.
+    /// FULL`); statement journals in memory and reads through a memory map, so that the writer
+    /// rarely waits for a read. SQLite's default page cache: a larger one made every commit
+    /// slower (see docs/benchmark.md, "The SQLite writer's page cache").
     fn open(path: &Path) -> Result<Self, StoreError> {
         let conn = rusqlite::Connection::open(path)?;
         conn.busy_timeout(Duration::from_secs(5))?;
         conn.set_prepared_statement_cache_capacity(64);
         conn.execute_batch(
             "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY; \
-             PRAGMA cache_size = -65536; PRAGMA mmap_size = 268435456;",
+             PRAGMA mmap_size = 268435456;",
         )?;
         Ok(WriterConn(conn))
     }

@@ -5,6 +5,7 @@ use std::time::Duration;
 use crate::domain::ids::{InvoiceNo, MerchantId};
 use crate::domain::money::Money;
 use crate::domain::observation::Observation;
+use crate::domain::plan::{Plan, Settled};
 use crate::domain::state::{AnomalyReason, Decision, Status};
 
 /// Scheduling parameters the store needs when it records something.
@@ -34,6 +35,24 @@ pub struct RecordResult {
     pub events: usize,
     /// The anomaly recorded, if a new one was.
     pub anomaly: Option<AnomalyReason>,
+}
+
+impl RecordResult {
+    /// The observation was stored before; the invoice stays as it is.
+    pub(crate) fn duplicate(status: Status) -> Self {
+        RecordResult { duplicate: true, decision: Decision::NoChange, status, events: 0, anomaly: None }
+    }
+
+    /// The observation was applied as `plan` said, with the outcome `settled`.
+    pub(crate) fn applied(plan: &Plan, settled: &Settled) -> Self {
+        RecordResult {
+            duplicate: false,
+            decision: plan.decision,
+            status: settled.status,
+            events: settled.events,
+            anomaly: settled.anomaly,
+        }
+    }
 }
 
 /// An invoice to register (from a payment token or the internal API).

@@ -482,3 +482,42 @@ where
     });
     (base_url, rx.recv().expect("the server started"))
 }
+
+/// Makes the store refuse history rows of `inv` (a constraint the relay does not expect); the
+/// returned statement lifts it.
+pub async fn refuse_history_of(backend: Backend, db_url: &str, inv: &str) -> String {
+    match backend {
+        Backend::Sqlite => {
+            let mut c = sqlx::SqliteConnection::connect(db_url).await.unwrap();
+            sqlx::query(&format!(
+                "CREATE TRIGGER refuse_test BEFORE INSERT ON history WHEN NEW.invoice_no = '{inv}' \
+                 BEGIN SELECT RAISE(ABORT, 'refused by the test'); END"
+            ))
+            .execute(&mut c)
+            .await
+            .unwrap();
+            "DROP TRIGGER refuse_test".into()
+        }
+        Backend::Postgres => {
+            let mut c = sqlx::PgConnection::connect(db_url).await.unwrap();
+            sqlx::query(&format!("ALTER TABLE history ADD CONSTRAINT refuse_test CHECK (invoice_no <> '{inv}')"))
+                .execute(&mut c)
+                .await
+                .unwrap();
+            "ALTER TABLE history DROP CONSTRAINT refuse_test".into()
+        }
+    }
+}
+
+pub async fn lift(backend: Backend, db_url: &str, statement: &str) {
+    match backend {
+        Backend::Sqlite => {
+            let mut c = sqlx::SqliteConnection::connect(db_url).await.unwrap();
+            sqlx::query(statement).execute(&mut c).await.unwrap();
+        }
+        Backend::Postgres => {
+            let mut c = sqlx::PgConnection::connect(db_url).await.unwrap();
+            sqlx::query(statement).execute(&mut c).await.unwrap();
+        }
+    }
+}

@@ -8,6 +8,7 @@ mod deploy_metrics;
 mod documents;
 mod event_schema;
 mod frontend_returns;
+mod grouped_writes;
 mod helpers;
 mod integrity;
 mod internal_api;

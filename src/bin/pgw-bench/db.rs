@@ -46,10 +46,11 @@ pub struct DbArgs {
     pub without_gauge_triggers: bool,
 }
 
-/// The gauge triggers of migration 0005, per store.
-const POSTGRES_GAUGE_TRIGGERS: &str = "DROP TRIGGER invoices_count_insert_delete ON invoices; \
-    DROP TRIGGER invoices_count_update ON invoices; DROP TRIGGER events_count_insert_delete ON events; \
-    DROP TRIGGER events_count_update ON events";
+/// The gauge triggers, per store (migration 0005; PostgreSQL's per statement since 0008).
+const POSTGRES_GAUGE_TRIGGERS: &str = "DROP TRIGGER invoices_count_insert ON invoices; \
+    DROP TRIGGER invoices_count_update ON invoices; DROP TRIGGER invoices_count_delete ON invoices; \
+    DROP TRIGGER events_count_insert ON events; DROP TRIGGER events_count_update ON events; \
+    DROP TRIGGER events_count_delete ON events";
 const SQLITE_GAUGE_TRIGGERS: &str = "DROP TRIGGER invoices_count_insert; DROP TRIGGER invoices_count_delete; \
     DROP TRIGGER invoices_count_update; DROP TRIGGER events_count_insert; DROP TRIGGER events_count_delete; \
     DROP TRIGGER events_count_update";

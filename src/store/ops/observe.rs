@@ -7,7 +7,7 @@ use crate::domain::money::Money;
 use crate::domain::observation::{Observation, Source};
 use crate::domain::origin::Origin;
 use crate::domain::plan::{self, Loaded};
-use crate::domain::state::{self, Decision, Status};
+use crate::domain::state::{self, Status};
 use crate::store::ops::statements::{INSERT_EVENT, INSERT_HISTORY, UPSERT_INVOICE_LOCKED};
 use crate::store::sql::{args, Sql};
 use crate::store::{InquiryDone, InquiryRecorded, InvoiceRow, RecordResult, StoreError, Timing};
@@ -44,16 +44,7 @@ pub async fn apply_observation<C: Sql>(
         .await?;
     let row =
         rows.into_iter().next().ok_or_else(|| StoreError::Corrupt("the invoice upsert returned no row".into()))?;
-    let loaded = Loaded {
-        status: row.status,
-        trusted: row.trusted,
-        amount: row.amount()?,
-        sequence: row.sequence,
-        needs_review: row.needs_review,
-        next_inquiry_at: row.next_inquiry_at,
-        notified_at: row.notified_at,
-    };
-    let plan = plan::plan(loaded, obs, ms(timing.grace), now);
+    let plan = plan::plan(loaded_invoice(&row)?, obs, ms(timing.grace), now);
 
     let normalized = serde_json::to_string(obs).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     let outcome = plan.outcome.to_string();
@@ -76,13 +67,7 @@ pub async fn apply_observation<C: Sql>(
         .await?;
     let Some(history_id) = inserted.and_then(|r| r.first().copied().flatten()) else {
         // Stored before: nothing changes (the upsert above touched no column).
-        return Ok(RecordResult {
-            duplicate: true,
-            decision: Decision::NoChange,
-            status: row.status,
-            events: 0,
-            anomaly: None,
-        });
+        return Ok(RecordResult::duplicate(row.status));
     };
 
     let written = match &plan.event {
@@ -119,12 +104,19 @@ pub async fn apply_observation<C: Sql>(
         let outcome = corrected.to_string();
         c.execute("UPDATE history SET outcome = $1 WHERE id = $2", args![outcome.as_str(), history_id]).await?;
     }
-    Ok(RecordResult {
-        duplicate: false,
-        decision: plan.decision,
-        status: settled.status,
-        events: settled.events,
-        anomaly: settled.anomaly,
+    Ok(RecordResult::applied(&plan, &settled))
+}
+
+/// The invoice as the plan sees it.
+pub(crate) fn loaded_invoice(row: &InvoiceRow) -> Result<Loaded, StoreError> {
+    Ok(Loaded {
+        status: row.status,
+        trusted: row.trusted,
+        amount: row.amount()?,
+        sequence: row.sequence,
+        needs_review: row.needs_review,
+        next_inquiry_at: row.next_inquiry_at,
+        notified_at: row.notified_at,
     })
 }
 
