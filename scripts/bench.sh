@@ -11,6 +11,8 @@
 # 3. notifications, closed loop, 64 in flight, publisher on: capacity per store.
 # 4. at half that capacity with `--broker`: p99 accept latency, accept -> consumer p99, and the
 #    exactly-once check.
+# 5. PostgreSQL again with two replicas of the service on the one database: the second measured
+#    point of the capacity model in docs/benchmark.md.
 #
 # Needs the PostgreSQL server of PGW_BENCH_POSTGRES_URL (default: postgres://postgres@127.0.0.1:5432/test;
 # a role that may create databases) and RabbitMQ on 127.0.0.1:5672. Run it on an otherwise idle
@@ -74,6 +76,14 @@ EOF
     done
 done
 
+say "notifications, postgres, closed loop, 64 in flight, 2 replicas on the one database (capacity model)"
+for i in $(seq "$RUNS"); do
+    $B notifications --store postgres --count $((SECONDS_EACH * 2000)) --concurrency 64 --replicas 2 --json \
+        >"$OUT/replicas2-postgres-$i.json"
+    python3 -c 'import json,sys; print(round(json.load(open(sys.argv[1]))["notifications"]["per_second"]))' \
+        "$OUT/replicas2-postgres-$i.json" >&2
+done
+
 python3 - "$OUT" <<'EOF'
 import glob, json, statistics, sys
 out = sys.argv[1]
@@ -104,6 +114,15 @@ for store in ["sqlite", "postgres"]:
     check(f"{store} nothing lost or duplicated, no errors", "yes" if once and errors == 0 else "no", "yes", once and errors == 0)
     cpu = closed[len(closed) // 2]["notifications"]["cpu_micros_per_request"]
     print(f"{store}: CPU µs per notification (middle run): " + ", ".join(f"{k} {v:.0f}" for k, v in sorted(cpu.items()) if v >= 0.5))
+# Capacity model check: the same PostgreSQL load through one replica and through two.
+for name, pattern in [("1 replica", "closed-postgres-*.json"), ("2 replicas", "replicas2-postgres-*.json")]:
+    rs = runs(pattern)
+    rate = med([r["notifications"]["per_second"] for r in rs])
+    commits = med([r["postgres_commits_per_notification"] for r in rs])
+    pg = med([r["notifications"]["cpu_micros_per_request"].get("postgresql", 0) for r in rs])
+    total = med([sum(r["notifications"]["cpu_micros_per_request"].values()) for r in rs])
+    print(f"PostgreSQL, {name}: {rate:,.0f}/s, {commits:.3f} commits per notification, "
+          f"PostgreSQL {pg:.0f} µs and everything {total:.0f} µs of CPU per notification (medians)")
 print()
 print(f"{'measure':50} {'median':>12}  {'target':34} result")
 for name, value, target, result, _ in rows:

@@ -65,6 +65,20 @@ pub struct BenchDb {
 }
 
 impl BenchDb {
+    /// PostgreSQL: transactions committed in the run's database so far (`None` on SQLite). The
+    /// server publishes its counters about once a second: read after a pause.
+    pub async fn commits(&self) -> anyhow::Result<Option<i64>> {
+        if self.postgres.is_none() {
+            return Ok(None);
+        }
+        let mut c = sqlx::PgConnection::connect(&self.url).await?;
+        let n = sqlx::query_scalar("SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()")
+            .fetch_one(&mut c)
+            .await?;
+        c.close().await?;
+        Ok(Some(n))
+    }
+
     /// Creates the working directory and the database.
     pub async fn create(args: &DbArgs) -> anyhow::Result<BenchDb> {
         let id = uuid::Uuid::now_v7().simple().to_string();

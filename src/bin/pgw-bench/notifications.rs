@@ -63,6 +63,11 @@ pub struct Args {
     /// to a stand-in collector in this process, to measure what tracing costs.
     #[arg(long)]
     traces: bool,
+    /// Run this many replicas of the service in this process, on the one PostgreSQL database,
+    /// each with its own listeners, pools, group writers and relay (as separate pods would be);
+    /// notification i goes to replica i mod N.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=4), conflicts_with = "traces")]
+    replicas: u64,
     /// Print the results as JSON instead of the summary.
     #[arg(long)]
     json: bool,
@@ -129,6 +134,7 @@ struct Report {
     store: &'static str,
     count: usize,
     concurrency: usize,
+    replicas: u64,
     mode: &'static str,
     rate: Option<f64>,
     overrides: Vec<String>,
@@ -138,6 +144,9 @@ struct Report {
     notifications: Phase,
     /// accepted/s ÷ healthz/s.
     ratio_to_healthz: Option<f64>,
+    /// PostgreSQL: transactions committed in the run's database from the start of the
+    /// notifications phase until its events were published, per accepted notification.
+    postgres_commits_per_notification: Option<f64>,
     publisher: Option<PublisherReport>,
     broker: Option<BrokerReport>,
     /// With `--traces`: what the collector stand-in received by the end of the run.
@@ -170,8 +179,24 @@ async fn measure(args: &Args, db: &BenchDb, load_rt: &tokio::runtime::Handle) ->
     let bodies: Arc<Vec<String>> = Arc::new((0..count).map(|i| signed_body(&prefix, i)).collect());
     let presign_seconds = signing.elapsed().as_secs_f64();
 
+    anyhow::ensure!(
+        args.replicas == 1 || args.db.store.as_str() == "postgres",
+        "--replicas needs --store postgres: a SQLite file has one writer"
+    );
     db.store(&args.db, 1, 1).await?;
-    let service = Service::start(args, db, &exchange).await?;
+    let mut services = Vec::new();
+    for _ in 0..args.replicas {
+        match Service::start(args, db, &exchange).await {
+            Ok(service) => services.push(service),
+            Err(e) => {
+                for service in services {
+                    service.stop().await;
+                }
+                return Err(e);
+            }
+        }
+    }
+    let service = &services[0];
     let measured = async {
         let client = reqwest::Client::builder()
             .pool_max_idle_per_host(concurrency)
@@ -181,7 +206,9 @@ async fn measure(args: &Args, db: &BenchDb, load_rt: &tokio::runtime::Handle) ->
             .context("cannot build the HTTP client")?;
         let (mut subscription, mut sink) = (None, None);
         if !args.without_publisher {
-            service.wait_for_broker(Duration::from_secs(15)).await?;
+            for service in &services {
+                service.wait_for_broker(Duration::from_secs(15)).await?;
+            }
         }
         if args.broker {
             let subscribe = broker::subscribe(args.amqp_url.clone(), exchange.clone(), prefix.clone());
@@ -201,8 +228,10 @@ async fn measure(args: &Args, db: &BenchDb, load_rt: &tokio::runtime::Handle) ->
             Some(phase(load_rt, plan, request).await?)
         };
         let plan = Plan { count, concurrency, rate: args.rate, max_duration };
-        let url = format!("http://{}/2c2p/backend-notification", service.public);
-        let (notifications, run) = phase_with_run(load_rt, plan, notification_request(client, url, bodies)).await?;
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        let commits_before = db.commits().await?;
+        let urls = services.iter().map(|s| format!("http://{}/2c2p/backend-notification", s.public)).collect();
+        let (notifications, run) = phase_with_run(load_rt, plan, notification_request(client, urls, bodies)).await?;
 
         let timeout = Duration::from_secs(args.broker_timeout);
         let broker = match subscription {
@@ -217,18 +246,26 @@ async fn measure(args: &Args, db: &BenchDb, load_rt: &tokio::runtime::Handle) ->
         };
         let publisher = match sink {
             Some(sink) => {
-                let report = publisher_report(&service.metrics, &run, timeout).await;
+                let metrics: Vec<&Metrics> = services.iter().map(|s| &s.metrics).collect();
+                let report = publisher_report(&metrics, &run, timeout).await;
                 load_rt.spawn(sink.close()).await.ok();
                 Some(report)
             }
             None => None,
         };
+        // Every transaction of the phase until its events were published: the notifications',
+        // the relays' and the gauges'.
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        let postgres_commits_per_notification = commits_before
+            .zip(db.commits().await?)
+            .map(|(before, after)| (after - before) as f64 / run.succeeded().max(1) as f64);
         let ratio_to_healthz = healthz.as_ref().map(|h| notifications.per_second / h.per_second.max(1e-9));
         let traces = service.flush_traces().await;
         anyhow::Ok(Report {
             store: args.db.store.as_str(),
             count,
             concurrency,
+            replicas: args.replicas,
             mode: if args.rate.is_some() { "fixed rate" } else { "closed loop" },
             rate: args.rate,
             overrides: args.overrides.iter().map(|(k, v)| format!("{k}={v}")).collect(),
@@ -237,13 +274,16 @@ async fn measure(args: &Args, db: &BenchDb, load_rt: &tokio::runtime::Handle) ->
             healthz,
             notifications,
             ratio_to_healthz,
+            postgres_commits_per_notification,
             publisher,
             broker,
             traces,
         })
     }
     .await;
-    service.stop().await;
+    for service in services {
+        service.stop().await;
+    }
     if !args.without_publisher {
         let (url, exchange) = (args.amqp_url.clone(), exchange.clone());
         if let Ok(Err(e)) = load_rt.spawn(async move { broker::delete_exchange(&url, &exchange).await }).await {
@@ -280,10 +320,11 @@ pub fn claims(prefix: &str, i: usize) -> serde_json::Value {
     })
 }
 
-fn notification_request(client: reqwest::Client, url: String, bodies: Arc<Vec<String>>) -> Request {
+/// Posts notification i to `urls[i mod N]` (one URL per replica).
+fn notification_request(client: reqwest::Client, urls: Vec<String>, bodies: Arc<Vec<String>>) -> Request {
     Arc::new(move |i| {
         let request = client
-            .post(&url)
+            .post(&urls[i % urls.len()])
             .header(reqwest::header::CONTENT_TYPE, "application/json; charset=utf-8")
             .body(bodies[i].clone());
         Box::pin(async move {
@@ -394,10 +435,12 @@ fn broker_report(run: &load::Run, received: Received) -> BrokerReport {
     }
 }
 
-/// Waits (at most `timeout`) until the publisher confirmed every accepted event.
-async fn publisher_report(metrics: &Metrics, run: &load::Run, timeout: Duration) -> PublisherReport {
+/// Waits (at most `timeout`) until the publishers of the replicas (`metrics`, one per replica)
+/// confirmed every accepted event.
+async fn publisher_report(metrics: &[&Metrics], run: &load::Run, timeout: Duration) -> PublisherReport {
     let expected = run.succeeded();
-    let published = || metrics.events_published.with_label_values(&["payment.succeeded"]).get();
+    let published =
+        || metrics.iter().map(|m| m.events_published.with_label_values(&["payment.succeeded"]).get()).sum::<u64>();
     let give_up = Instant::now() + timeout;
     while published() < expected as u64 && Instant::now() < give_up {
         tokio::time::sleep(Duration::from_millis(5)).await;
@@ -542,6 +585,9 @@ fn print_summary(r: &Report) {
         println!("settings: {}", r.overrides.join(", "));
     }
     println!("machine: {}; service and load generator in one process", r.machine);
+    if r.replicas > 1 {
+        println!("replicas: {} in this process, sharing one PostgreSQL database", r.replicas);
+    }
     if r.publisher.is_none() && r.broker.is_none() {
         println!("publisher: off (--without-publisher)");
     }
@@ -577,6 +623,9 @@ fn print_summary(r: &Report) {
     }
     println!("cpu, notifications ({:.1} s): {}", n.cpu.wall_seconds, n.cpu.line());
     println!("cpu per notification:       {}", n.cpu.micros_line(n.per_second));
+    if let Some(commits) = r.postgres_commits_per_notification {
+        println!("PostgreSQL commits per notification: {commits:.3}");
+    }
     if let Some(t) = &r.traces {
         println!(
             "traces: {} OTLP export requests, {} bytes received by the collector stand-in",
