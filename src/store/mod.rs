@@ -12,6 +12,7 @@ mod retention;
 mod rows;
 mod sql;
 mod sqlite;
+mod sqlite_checkpoint;
 mod sqlite_rows;
 mod sqlite_writer;
 mod types;

@@ -10,6 +10,7 @@
 use std::future::Future;
 use std::path::Path;
 use std::pin::pin;
+use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
@@ -19,6 +20,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::clock::now_ms;
 use crate::store::sql::{Arg, Dialect, Sql};
+use crate::store::sqlite_checkpoint::{Checkpointer, WRITER_AUTOCHECKPOINT_PAGES};
 use crate::store::sqlite_rows::ByPosition;
 use crate::store::{EventRow, HistoryRow, InvoiceRow, QuarantineRow, StoreError};
 
@@ -74,6 +76,7 @@ impl WriterConn {
             "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY; \
              PRAGMA mmap_size = 268435456;",
         )?;
+        conn.pragma_update(None, "wal_autocheckpoint", WRITER_AUTOCHECKPOINT_PAGES)?;
         Ok(WriterConn(conn))
     }
 
@@ -183,11 +186,16 @@ where
     }
 }
 
-/// Hands writes to the writer thread. The thread ends when every handle is dropped.
+/// Hands writes to the writer thread. The thread (and the checkpoint thread) ends when every
+/// handle is dropped.
 #[derive(Clone)]
 pub struct Writer {
     jobs: mpsc::Sender<Box<dyn Job>>,
+    _checkpoints: Arc<Checkpointer>,
 }
+
+/// How often the checkpoint thread copies the WAL into the database file.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
 
 impl Writer {
     /// Opens the write connection and starts the writer thread. Groups hold at most `max_batch`
@@ -200,7 +208,8 @@ impl Writer {
             .name("sqlite-writer".into())
             .spawn(move || writer_loop(conn, queue, max_batch))
             .map_err(|e| StoreError::Unavailable(format!("cannot start the SQLite writer: {e}")))?;
-        Ok(Writer { jobs })
+        let checkpoints = Arc::new(Checkpointer::start(path, CHECKPOINT_EVERY)?);
+        Ok(Writer { jobs, _checkpoints: checkpoints })
     }
 
     /// Runs `write` (given the connection and the time, Unix ms) in the current group
@@ -316,6 +325,32 @@ mod tests {
         assert_eq!(row, Some(vec![Some(40), Some(42)]));
         let missing = writer.write(|c, _| run_now(c.execute("INSERT INTO t (a) VALUES ($2)", args!["only one"]))).await;
         assert!(matches!(missing, Err(StoreError::Corrupt(_))), "{missing:?}");
+    }
+
+    #[tokio::test]
+    async fn committed_pages_reach_the_database_file_without_the_writer_checkpointing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.db");
+        let writer = Writer::start(&path, 64).unwrap();
+        writer.write(|c, _| run_now(c.execute("CREATE TABLE t (v TEXT)", args![]))).await.unwrap();
+        // About 500 pages: far below the writer's own checkpoint threshold.
+        for _ in 0..20 {
+            writer
+                .write(|c, _| {
+                    for _ in 0..100 {
+                        run_now(c.execute("INSERT INTO t (v) VALUES (printf('%.1000c', 'x'))", args![]))?;
+                    }
+                    Ok(())
+                })
+                .await
+                .unwrap();
+        }
+        let file_len = || std::fs::metadata(&path).unwrap().len();
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while file_len() < 1_000_000 && std::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(file_len() >= 1_000_000, "the rows are still only in the WAL: {} bytes", file_len());
     }
 
     #[tokio::test]
