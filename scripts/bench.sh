@@ -117,11 +117,12 @@ for store in ["sqlite", "postgres"]:
 # Capacity model check: the same PostgreSQL load through one replica and through two.
 for name, pattern in [("1 replica", "closed-postgres-*.json"), ("2 replicas", "replicas2-postgres-*.json")]:
     rs = runs(pattern)
+    wal = med([r["postgres_wal_bytes_per_notification"] for r in rs])
     rate = med([r["notifications"]["per_second"] for r in rs])
     commits = med([r["postgres_commits_per_notification"] for r in rs])
     pg = med([r["notifications"]["cpu_micros_per_request"].get("postgresql", 0) for r in rs])
     total = med([sum(r["notifications"]["cpu_micros_per_request"].values()) for r in rs])
-    print(f"PostgreSQL, {name}: {rate:,.0f}/s, {commits:.3f} commits per notification, "
+    print(f"PostgreSQL, {name}: {rate:,.0f}/s, {commits:.3f} commits and {wal:,.0f} WAL bytes per notification, "
           f"PostgreSQL {pg:.0f} µs and everything {total:.0f} µs of CPU per notification (medians)")
 print()
 print(f"{'measure':50} {'median':>12}  {'target':34} result")

@@ -65,18 +65,22 @@ pub struct BenchDb {
 }
 
 impl BenchDb {
-    /// PostgreSQL: transactions committed in the run's database so far (`None` on SQLite). The
-    /// server publishes its counters about once a second: read after a pause.
-    pub async fn commits(&self) -> anyhow::Result<Option<i64>> {
+    /// PostgreSQL: transactions committed in the run's database and WAL bytes the server has
+    /// written, so far (`None` on SQLite). The server publishes its counters about once a second:
+    /// read after a pause.
+    pub async fn postgres_counters(&self) -> anyhow::Result<Option<(i64, i64)>> {
         if self.postgres.is_none() {
             return Ok(None);
         }
         let mut c = sqlx::PgConnection::connect(&self.url).await?;
-        let n = sqlx::query_scalar("SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()")
-            .fetch_one(&mut c)
-            .await?;
+        let counters = sqlx::query_as(
+            "SELECT xact_commit, (SELECT wal_bytes::bigint FROM pg_stat_wal) FROM pg_stat_database \
+             WHERE datname = current_database()",
+        )
+        .fetch_one(&mut c)
+        .await?;
         c.close().await?;
-        Ok(Some(n))
+        Ok(Some(counters))
     }
 
     /// Creates the working directory and the database.

@@ -147,6 +147,8 @@ struct Report {
     /// PostgreSQL: transactions committed in the run's database from the start of the
     /// notifications phase until its events were published, per accepted notification.
     postgres_commits_per_notification: Option<f64>,
+    /// PostgreSQL: WAL bytes the server wrote over the same time, per accepted notification.
+    postgres_wal_bytes_per_notification: Option<f64>,
     publisher: Option<PublisherReport>,
     broker: Option<BrokerReport>,
     /// With `--traces`: what the collector stand-in received by the end of the run.
@@ -229,7 +231,7 @@ async fn measure(args: &Args, db: &BenchDb, load_rt: &tokio::runtime::Handle) ->
         };
         let plan = Plan { count, concurrency, rate: args.rate, max_duration };
         tokio::time::sleep(Duration::from_millis(1100)).await;
-        let commits_before = db.commits().await?;
+        let counters_before = db.postgres_counters().await?;
         let urls = services.iter().map(|s| format!("http://{}/2c2p/backend-notification", s.public)).collect();
         let (notifications, run) = phase_with_run(load_rt, plan, notification_request(client, urls, bodies)).await?;
 
@@ -256,9 +258,14 @@ async fn measure(args: &Args, db: &BenchDb, load_rt: &tokio::runtime::Handle) ->
         // Every transaction of the phase until its events were published: the notifications',
         // the relays' and the gauges'.
         tokio::time::sleep(Duration::from_millis(1100)).await;
-        let postgres_commits_per_notification = commits_before
-            .zip(db.commits().await?)
-            .map(|(before, after)| (after - before) as f64 / run.succeeded().max(1) as f64);
+        let per_notification = |n: i64| n as f64 / run.succeeded().max(1) as f64;
+        let (postgres_commits_per_notification, postgres_wal_bytes_per_notification) =
+            match counters_before.zip(db.postgres_counters().await?) {
+                Some(((commits, wal), (commits_after, wal_after))) => {
+                    (Some(per_notification(commits_after - commits)), Some(per_notification(wal_after - wal)))
+                }
+                None => (None, None),
+            };
         let ratio_to_healthz = healthz.as_ref().map(|h| notifications.per_second / h.per_second.max(1e-9));
         let traces = service.flush_traces().await;
         anyhow::Ok(Report {
@@ -275,6 +282,7 @@ async fn measure(args: &Args, db: &BenchDb, load_rt: &tokio::runtime::Handle) ->
             notifications,
             ratio_to_healthz,
             postgres_commits_per_notification,
+            postgres_wal_bytes_per_notification,
             publisher,
             broker,
             traces,
@@ -623,8 +631,8 @@ fn print_summary(r: &Report) {
     }
     println!("cpu, notifications ({:.1} s): {}", n.cpu.wall_seconds, n.cpu.line());
     println!("cpu per notification:       {}", n.cpu.micros_line(n.per_second));
-    if let Some(commits) = r.postgres_commits_per_notification {
-        println!("PostgreSQL commits per notification: {commits:.3}");
+    if let (Some(commits), Some(wal)) = (r.postgres_commits_per_notification, r.postgres_wal_bytes_per_notification) {
+        println!("PostgreSQL per notification: {commits:.3} commits, {wal:.0} WAL bytes");
     }
     if let Some(t) = &r.traces {
         println!(
