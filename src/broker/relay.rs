@@ -128,25 +128,12 @@ impl OutboxRelay {
                 }
                 continue;
             }
-            let (marked, claimed) = self.mark_and_claim().await;
-            let rows = match claimed {
-                Ok(rows) => rows,
-                Err(()) => {
-                    let delay = self.store_backoff();
-                    self.pause(delay, &shutdown).await;
-                    continue;
-                }
-            };
-            if !marked {
-                // The store refused the marks: publish what was claimed, then back off; the
-                // confirmed rows stay leased to this relay and are marked on the next round.
-                if !rows.is_empty() {
-                    self.process(rows, None).await;
-                }
+            let Ok(rows) = self.mark_and_claim().await else {
+                // The confirmed rows stay leased to this relay and are marked on the next round.
                 let delay = self.store_backoff();
                 self.pause(delay, &shutdown).await;
                 continue;
-            }
+            };
             if rows.is_empty() {
                 self.idle(&shutdown, &lost).await;
                 continue;
@@ -229,28 +216,30 @@ impl OutboxRelay {
         }
     }
 
-    /// Marks the rows the broker confirmed published and claims the next batch at the same time:
-    /// on SQLite both join one group commit of the writer, on PostgreSQL they run side by side, so
-    /// a publish cycle waits for one commit instead of two. The rows being marked are still leased
-    /// to this relay, so the claim cannot return them. `(marked, claimed)`.
-    async fn mark_and_claim(&mut self) -> (bool, Result<Vec<EventRow>, ()>) {
+    /// Marks the rows the broker confirmed published and claims the next batch in one transaction
+    /// (`Store::mark_and_claim`), so a publish cycle waits for one commit instead of two. If it
+    /// fails, nothing is claimed and the confirmed rows (still leased to this relay) are marked
+    /// with the next attempt.
+    async fn mark_and_claim(&mut self) -> Result<Vec<EventRow>, ()> {
         let seqs: Vec<i64> = self.unmarked.iter().map(|(seq, _)| *seq).collect();
         let limit = i64::try_from(self.settings.publish_batch.max(1)).unwrap_or(i64::MAX);
         let (store, owner, lease) = (&self.store, &self.owner, self.settings.claim_lease);
-        let (marked, claimed) = tokio::join!(store.mark_published(seqs), store.claim_events(owner, limit, lease));
-        let marked = self.settle_marks(marked);
-        let claimed = match claimed {
-            Ok(rows) => Ok(rows),
+        match store.mark_and_claim(seqs, owner, limit, lease).await {
+            Ok(rows) => {
+                self.settle_marks(Ok(()));
+                self.store_failures = 0;
+                Ok(rows)
+            }
+            Err(e) if !self.unmarked.is_empty() => {
+                self.settle_marks(Err(e));
+                Err(())
+            }
             Err(e) => {
                 self.store_failures = self.store_failures.saturating_add(1);
                 tracing::warn!(error = %e, "cannot claim outbox events");
                 Err(())
             }
-        };
-        if marked && claimed.is_ok() {
-            self.store_failures = 0;
         }
-        (marked, claimed)
     }
 
     /// Publishes one claimed batch and settles every row: published, or parked for a retry. The

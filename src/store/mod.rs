@@ -182,6 +182,20 @@ impl Store {
         in_transaction!(self, |c, now| ops::mark_published(c, &seqs, now))
     }
 
+    /// Marks `seqs` published and claims the next batch for `owner`, in one transaction: a publish
+    /// cycle costs one commit. The rows being marked are still leased to `owner`, so the claim
+    /// cannot return them; if anything fails, neither happens.
+    pub async fn mark_and_claim(
+        &self,
+        seqs: Vec<i64>,
+        owner: &str,
+        limit: i64,
+        lease: Duration,
+    ) -> Result<Vec<EventRow>, StoreError> {
+        let (owner, lease_ms) = (owner.to_owned(), ms(lease));
+        in_transaction!(self, |c, now| ops::mark_and_claim(c, &seqs, &owner, limit, lease_ms, now))
+    }
+
     /// Gives claimed events back for a later attempt, noting why.
     pub async fn release_events(&self, seqs: Vec<i64>, error: String) -> Result<(), StoreError> {
         if seqs.is_empty() {

@@ -28,10 +28,12 @@ pub struct PgStore {
     observations: GroupWriter,
 }
 
-/// Group writers per replica for observations: while one commits, the next collects what
-/// arrived meanwhile. At most a quarter of the pool, so reads, the relay and the reconciliation
-/// keep connections.
-const GROUP_WRITERS: u32 = 4;
+/// Group writers per replica for observations: while one commits, the other collects what
+/// arrives meanwhile. More writers make smaller groups, and at moderate rates PostgreSQL's cost
+/// per notification is mostly per transaction (2 writers against 4: about 12% less PostgreSQL CPU
+/// per notification at 1,650/s, the same capacity; docs/benchmark.md). At most a quarter of the
+/// pool, so reads, the relay and the reconciliation keep connections.
+const GROUP_WRITERS: u32 = 2;
 
 impl PgStore {
     /// Builds a lazy pool (the first query connects) bound to the current runtime.

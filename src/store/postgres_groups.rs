@@ -197,15 +197,19 @@ const UPSERT_INVOICES: &str = concat!(
 /// stored already are skipped: duplicates), the planned events of the others (those stored already,
 /// same id, are skipped), and each of their invoices as settled with the event written (`_w`) or
 /// not (`_n`). Returns, per observation written, its history id and whether its event was new.
-/// `$30` now.
+/// `$30` now, `$31` the origins. The invoices are written back with an upsert on their key: it
+/// always finds the row (locked by [`UPSERT_INVOICES`]) and, unlike an `UPDATE … FROM` join, reaches
+/// it through the primary key whatever the planner's statistics say (on a young table the join
+/// used another index that starts with the merchant, reading all of the merchant's invoices per
+/// row).
 const WRITE_PLANS: &str = "WITH u AS (\
     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], \
     $8::text[], $9::text[], $10::text[], $11::int8[], $12::text[], $13::text[], $14::int8[], $15::text[], \
     $16::text[], $17::int8[], $18::bool[], $19::int8[], $20::text[], $21::int4[], $22::text[], $23::text[], \
-    $24::int8[], $25::int8[], $26::bool[], $27::bool[], $28::int8[], $29::int8[]) \
+    $24::int8[], $25::int8[], $26::bool[], $27::bool[], $28::int8[], $29::int8[], $31::text[]) \
     AS u(m, i, kind, dedupe_key, resp_code, resp_desc, raw, normalized, outcome, event_id, event_sequence, \
     event_type, body, event_created, traceparent, tran_ref, notified_at, trusted, amount_minor, currency, exponent, \
-    status_w, status_n, sequence_w, sequence_n, review_w, review_n, next_w, next_n)), \
+    status_w, status_n, sequence_w, sequence_n, review_w, review_n, next_w, next_n, origin)), \
   h AS (INSERT INTO history (merchant_id, invoice_no, kind, dedupe_key, resp_code, resp_desc, raw, normalized, \
     received_at, outcome) SELECT m, i, kind, dedupe_key, resp_code, resp_desc, raw, normalized, $30, outcome FROM u \
     ON CONFLICT (dedupe_key) DO NOTHING RETURNING id, merchant_id, invoice_no), \
@@ -215,15 +219,20 @@ const WRITE_PLANS: &str = "WITH u AS (\
     ON CONFLICT (event_id) DO NOTHING RETURNING merchant_id, invoice_no), \
   s AS (SELECT u.*, e.invoice_no IS NOT NULL AS written FROM u JOIN h ON h.merchant_id = u.m AND h.invoice_no = u.i \
     LEFT JOIN e ON e.merchant_id = u.m AND e.invoice_no = u.i), \
-  w AS (UPDATE invoices AS v SET \
-    status = CASE WHEN s.written THEN s.status_w ELSE s.status_n END, \
-    sequence = CASE WHEN s.written THEN s.sequence_w ELSE s.sequence_n END, \
-    needs_review = CASE WHEN s.written THEN s.review_w ELSE s.review_n END, \
-    next_inquiry_at = CASE WHEN s.written THEN s.next_w ELSE s.next_n END, \
-    resp_code = s.resp_code, resp_desc = s.resp_desc, tran_ref = COALESCE(s.tran_ref, v.tran_ref), \
-    notified_at = s.notified_at, trusted = s.trusted, amount_minor = s.amount_minor, currency = s.currency, \
-    exponent = s.exponent, updated_at = $30 \
-    FROM s WHERE v.merchant_id = s.m AND v.invoice_no = s.i RETURNING v.merchant_id) \
+  w AS (INSERT INTO invoices AS v (merchant_id, invoice_no, origin, status, sequence, needs_review, next_inquiry_at, \
+    resp_code, resp_desc, tran_ref, notified_at, trusted, amount_minor, currency, exponent, created_at, updated_at) \
+    SELECT s.m, s.i, s.origin, \
+    CASE WHEN s.written THEN s.status_w ELSE s.status_n END, \
+    CASE WHEN s.written THEN s.sequence_w ELSE s.sequence_n END, \
+    CASE WHEN s.written THEN s.review_w ELSE s.review_n END, \
+    CASE WHEN s.written THEN s.next_w ELSE s.next_n END, \
+    s.resp_code, s.resp_desc, s.tran_ref, s.notified_at, s.trusted, s.amount_minor, s.currency, s.exponent, $30, $30 \
+    FROM s ON CONFLICT (merchant_id, invoice_no) DO UPDATE SET status = excluded.status, sequence = excluded.sequence, \
+    needs_review = excluded.needs_review, next_inquiry_at = excluded.next_inquiry_at, resp_code = excluded.resp_code, \
+    resp_desc = excluded.resp_desc, tran_ref = COALESCE(excluded.tran_ref, v.tran_ref), \
+    notified_at = excluded.notified_at, trusted = excluded.trusted, amount_minor = excluded.amount_minor, \
+    currency = excluded.currency, exponent = excluded.exponent, updated_at = excluded.updated_at \
+    RETURNING v.merchant_id) \
   SELECT h.id, h.merchant_id, h.invoice_no, s.written FROM h JOIN s ON s.m = h.merchant_id AND s.i = h.invoice_no";
 
 /// Says in the history that an anomaly was recorded before (see `Settled::corrected_outcome`).
@@ -302,6 +311,7 @@ async fn write_group(conn: &mut PgConnection, group: &[Pending], now: i64) -> Re
         .bind(settled.iter().map(|(w, _)| w.next_inquiry_at).collect::<Vec<_>>())
         .bind(settled.iter().map(|(_, n)| n.next_inquiry_at).collect::<Vec<_>>())
         .bind(now)
+        .bind(obs().map(|o| Origin::from(o.source).as_str()).collect::<Vec<_>>())
         .fetch_all(&mut *tx)
         .await?;
     // Per observation written: its history id and whether its event was new. Absent: stored

@@ -32,6 +32,22 @@ pub async fn mark_published<C: Sql>(c: &mut C, seqs: &[i64], now: i64) -> Result
     Ok(())
 }
 
+/// Marks `seqs` published (none: nothing to mark), then claims the next batch; see
+/// `Store::mark_and_claim`.
+pub async fn mark_and_claim<C: Sql>(
+    c: &mut C,
+    seqs: &[i64],
+    owner: &str,
+    limit: i64,
+    lease_ms: i64,
+    now: i64,
+) -> Result<Vec<EventRow>, StoreError> {
+    if !seqs.is_empty() {
+        mark_published(c, seqs, now).await?;
+    }
+    claim_events(c, owner, limit, lease_ms, now).await
+}
+
 pub async fn release_events<C: Sql>(c: &mut C, seqs: &[i64], error: &str) -> Result<(), StoreError> {
     let sql = format!(
         "UPDATE events SET claimed_until = NULL, claimed_by = NULL, attempts = attempts + 1, last_error = $1 \
