@@ -2,7 +2,7 @@
 # The performance targets of docs/benchmark.md, measured with the project's own commands on this
 # machine, each RUNS times (default 3), and summarised as medians against the targets:
 #
-#   scripts/bench.sh                 # everything, three runs each: about 15 minutes on 2 cores
+#   scripts/bench.sh                 # everything, three runs each: about 8 minutes on 2 cores
 #   RUNS=1 SECONDS_EACH=2 scripts/bench.sh   # a quick look (fewer, shorter runs)
 #
 # 1. pgbench -N (32 clients) on the same PostgreSQL server: its transactions/s is the
