@@ -133,7 +133,7 @@ impl Store {
                 })
                 .await
             }
-            Store::Postgres(s) => s.record_observation(obs, raw, dedupe_key, timing).await,
+            Store::Postgres(s) => s.observations().record(obs, raw, dedupe_key, timing).await,
         }
     }
 

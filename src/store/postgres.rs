@@ -16,9 +16,8 @@ use tokio::runtime::Handle;
 
 use crate::clock::now_ms;
 use crate::config::DatabaseSettings;
-use crate::domain::observation::Observation;
 use crate::store::postgres_groups::GroupWriter;
-use crate::store::{RecordResult, StoreError, Timing};
+use crate::store::StoreError;
 
 /// The PostgreSQL store.
 #[derive(Clone)]
@@ -68,15 +67,9 @@ impl PgStore {
         .await
     }
 
-    /// Records an observation in the next group of the group writers (`postgres_groups.rs`).
-    pub async fn record_observation(
-        &self,
-        obs: Observation,
-        raw: Option<String>,
-        dedupe_key: Option<String>,
-        timing: Timing,
-    ) -> Result<RecordResult, StoreError> {
-        self.observations.record(obs, raw, dedupe_key, timing).await
+    /// The group writers that record observations (`postgres_groups.rs`).
+    pub fn observations(&self) -> &GroupWriter {
+        &self.observations
     }
 
     /// Runs `read` on a pooled connection.

@@ -3,22 +3,8 @@
 
 use futures_util::future::join_all;
 use serde_json::{json, Value};
-use sqlx::Connection;
 
 use crate::helpers::*;
-
-async fn count(backend: Backend, url: &str, sql: &str) -> i64 {
-    match backend {
-        Backend::Sqlite => {
-            let mut c = sqlx::SqliteConnection::connect(url).await.unwrap();
-            sqlx::query_scalar(sql).fetch_one(&mut c).await.unwrap()
-        }
-        Backend::Postgres => {
-            let mut c = sqlx::PgConnection::connect(url).await.unwrap();
-            sqlx::query_scalar(sql).fetch_one(&mut c).await.unwrap()
-        }
-    }
-}
 
 #[tokio::test]
 async fn notifications_sent_together_get_the_answers_and_effects_they_would_get_alone() {
@@ -85,14 +71,14 @@ async fn notifications_sent_together_get_the_answers_and_effects_they_would_get_
         // The kept gauges agree with the tables.
         let url = &app.db_url;
         let succeeded =
-            count(backend, url, "SELECT COUNT(*) FROM invoices WHERE trusted AND status = 'succeeded'").await;
+            scalar(backend, url, "SELECT COUNT(*) FROM invoices WHERE trusted AND status = 'succeeded'").await;
         assert_eq!(succeeded, 46, "{backend:?}");
         let metrics = app.metrics().await;
         assert_eq!(metric_value(&metrics, "pgw_relay_invoices{status=\"succeeded\"}"), 46.0, "{backend:?}");
         assert_eq!(metric_value(&metrics, "pgw_relay_invoices{status=\"pending\"}"), 0.0, "{backend:?}");
-        let events = count(backend, url, "SELECT COUNT(*) FROM events").await;
+        let events = scalar(backend, url, "SELECT COUNT(*) FROM events").await;
         assert!((46..=52).contains(&events), "{backend:?}: {events} events");
-        let unpublished = count(backend, url, "SELECT COUNT(*) FROM events WHERE published_at IS NULL").await;
+        let unpublished = scalar(backend, url, "SELECT COUNT(*) FROM events WHERE published_at IS NULL").await;
         assert_eq!(unpublished, events, "{backend:?}: the broker is unreachable in this test");
         assert_eq!(metric_value(&metrics, "pgw_relay_outbox_backlog"), events as f64, "{backend:?}");
         lift(backend, url, &lift_statement).await;

@@ -521,3 +521,17 @@ pub async fn lift(backend: Backend, db_url: &str, statement: &str) {
         }
     }
 }
+
+/// One integer from the test database (`sql` returns one row of one integer column).
+pub async fn scalar(backend: Backend, url: &str, sql: &str) -> i64 {
+    match backend {
+        Backend::Sqlite => {
+            let mut c = sqlx::SqliteConnection::connect(url).await.unwrap();
+            sqlx::query_scalar(sql).fetch_one(&mut c).await.unwrap()
+        }
+        Backend::Postgres => {
+            let mut c = sqlx::PgConnection::connect(url).await.unwrap();
+            sqlx::query_scalar(sql).fetch_one(&mut c).await.unwrap()
+        }
+    }
+}

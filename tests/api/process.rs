@@ -209,18 +209,7 @@ fn silent_gateway() -> String {
 }
 
 async fn leased_invoices(backend: Backend, db_url: &str) -> i64 {
-    use sqlx::Connection;
-    let sql = "SELECT COUNT(*) FROM invoices WHERE lease_owner IS NOT NULL";
-    match backend {
-        Backend::Sqlite => {
-            let mut c = sqlx::SqliteConnection::connect(db_url).await.unwrap();
-            sqlx::query_scalar(sql).fetch_one(&mut c).await.unwrap()
-        }
-        Backend::Postgres => {
-            let mut c = sqlx::PgConnection::connect(db_url).await.unwrap();
-            sqlx::query_scalar(sql).fetch_one(&mut c).await.unwrap()
-        }
-    }
+    scalar(backend, db_url, "SELECT COUNT(*) FROM invoices WHERE lease_owner IS NOT NULL").await
 }
 
 #[tokio::test]

@@ -24,20 +24,6 @@ async fn execute(backend: Backend, url: &str, sql: &str) -> u64 {
     }
 }
 
-/// One integer from the test database.
-async fn scalar(backend: Backend, url: &str, sql: &str) -> i64 {
-    match backend {
-        Backend::Sqlite => {
-            let mut c = sqlx::SqliteConnection::connect(url).await.unwrap();
-            sqlx::query_scalar(sql).fetch_one(&mut c).await.unwrap()
-        }
-        Backend::Postgres => {
-            let mut c = sqlx::PgConnection::connect(url).await.unwrap();
-            sqlx::query_scalar(sql).fetch_one(&mut c).await.unwrap()
-        }
-    }
-}
-
 fn quoted(invoices: &[String]) -> String {
     invoices.iter().map(|i| format!("'{i}'")).collect::<Vec<_>>().join(",")
 }
