@@ -1,4 +1,4 @@
-//! PostgreSQL: observations recorded in groups. A few writer tasks each take the observations
+//! PostgreSQL: observations recorded in groups. Writer tasks each take the observations
 //! waiting (at most `database.write_batch`) and record them in one transaction of two statements
 //! over arrays (`unnest`): the locked upsert of the invoices, then, once each observation is
 //! planned in memory exactly as when it is recorded alone ([`ops::apply_observation`]), one
@@ -166,14 +166,21 @@ async fn record_group(pool: &PgPool, held: &mut Option<PoolConnection<Postgres>>
         }
     }
     for pending in repeats {
-        let result = record_alone(pool, &pending).await;
+        let result = match held_connection(pool, held).await {
+            Ok(conn) => record_alone(conn, &pending).await,
+            Err(e) => Err(e),
+        };
+        if result.is_err() {
+            *held = None;
+        }
         let _ = pending.reply.send(result);
     }
 }
 
-/// One observation in a transaction of its own.
-async fn record_alone(pool: &PgPool, p: &Pending) -> Result<RecordResult, StoreError> {
-    let mut tx = pool.begin().await?;
+/// One observation in a transaction of its own, on the writer's connection (a writer never holds
+/// two, so a small pool cannot leave it waiting for itself).
+async fn record_alone(conn: &mut PgConnection, p: &Pending) -> Result<RecordResult, StoreError> {
+    let mut tx = conn.begin().await?;
     let result =
         ops::apply_observation(&mut *tx, &p.obs, p.raw.as_deref(), p.dedupe_key.as_deref(), p.timing, now_ms()).await?;
     tx.commit().await?;
