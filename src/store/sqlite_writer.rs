@@ -66,8 +66,8 @@ impl ToSql for Arg<'_> {
 impl WriterConn {
     /// Opens the write connection with the readers' durability settings (WAL, `synchronous =
     /// FULL`); statement journals in memory and reads through a memory map, so that the writer
-    /// rarely waits for a read. SQLite's default page cache: a larger one made every commit
-    /// slower (see docs/benchmark.md, "The SQLite writer's page cache").
+    /// rarely waits for a read. SQLite's default page cache: with a 64 MiB one, every commit
+    /// walked a large page hash (docs/benchmark.md, "This round", step 5).
     fn open(path: &Path) -> Result<Self, StoreError> {
         let conn = rusqlite::Connection::open(path)?;
         conn.busy_timeout(Duration::from_secs(5))?;
