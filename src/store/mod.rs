@@ -1,7 +1,9 @@
 //! Durable storage of invoices, their history and the event outbox, on SQLite (embedded default,
 //! one replica) or PostgreSQL (several replicas). Both backends run the same operations
-//! (`ops.rs`, written once against the connection interface in `sql.rs`) so they behave the
-//! same; the test suite runs on both.
+//! (`ops/`, written once against the connection interface in `sql.rs`) so they behave the
+//! same; the test suite runs on both. One write has a second, set-based form: PostgreSQL records
+//! backend notifications in groups (`postgres_groups.rs`), with the same plan per notification
+//! (`domain/plan.rs`) and `ops::apply_observation` as its fallback, so both forms decide alike.
 
 mod error;
 mod operator;
@@ -111,7 +113,8 @@ impl Store {
     }
 
     /// Records an observation, applies the state machine and writes the event it causes, all in
-    /// one transaction. With `dedupe_key`, a second call with the same key changes nothing.
+    /// one transaction (on SQLite the writer's current group; on PostgreSQL a group writer's, see
+    /// `postgres_groups.rs`). With `dedupe_key`, a second call with the same key changes nothing.
     pub async fn record_observation(
         &self,
         obs: Observation,

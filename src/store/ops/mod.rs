@@ -1,6 +1,7 @@
 //! The store's operations, written once against [`Sql`](crate::store::sql::Sql) so that every
-//! backend runs the same statements and the same decisions. Writes expect to run inside one
-//! transaction.
+//! backend runs the same statements and the same decisions (PostgreSQL's grouped backend
+//! notifications, `store/postgres_groups.rs`, write the same rows set-wise and fall back to
+//! `apply_observation`). Writes expect to run inside one transaction.
 //!
 //! `statements` holds the SQL text shared by several operations and the two dialects;
 //! `observe` records observations and inquiry answers; `invoices` registers, reads, leases and
