@@ -100,6 +100,8 @@ async fn register(app: &TestApp, inv: &str) {
     assert_eq!(res.status(), 201);
 }
 
+/// Invoices the store holds already (registered, or known only from a browser return) are written
+/// once per group, and each leaves the gauge it was counted under for its new status.
 #[tokio::test]
 async fn notifications_for_stored_invoices_move_each_invoice_and_the_gauges_once() {
     for backend in BACKENDS {
