@@ -99,15 +99,7 @@ async fn the_running_service_serves_its_document_and_answers_as_it_says() {
     assert_eq!(served.text().await.unwrap(), pgw_relay::http::openapi::to_json(), "served as generated");
 
     // The document's example invoice exists, with history and an event, so examples reach 200s.
-    let res = app
-        .client
-        .post(format!("{}/v1/invoices", app.internal))
-        .bearer_auth(API_TOKEN)
-        .json(&json!({"merchantID": "JT01", "invoiceNo": "INV-1001", "amount": "1000.00", "currencyCode": "SGD"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 201);
+    app.register_invoice("INV-1001", "1000.00").await;
     let claims = notification("INV-1001", "0000", json!("1000.00"), "70001");
     assert_eq!(app.post_notification(&sign_jt01(&claims)).await.status(), 200);
 

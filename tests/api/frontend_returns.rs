@@ -34,18 +34,6 @@ fn location(res: &reqwest::Response) -> url::Url {
     url::Url::parse(res.headers()["location"].to_str().unwrap()).unwrap()
 }
 
-async fn register(app: &TestApp, invoice: &str) {
-    let res = app
-        .client
-        .post(format!("{}/v1/invoices", app.internal))
-        .bearer_auth(API_TOKEN)
-        .json(&json!({"merchantID": "JT01", "invoiceNo": invoice, "amount": "5.00", "currencyCode": "SGD"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 201);
-}
-
 #[tokio::test]
 async fn a_browser_2000_is_recorded_but_never_turns_into_succeeded() {
     for backend in BACKENDS {
@@ -54,7 +42,7 @@ async fn a_browser_2000_is_recorded_but_never_turns_into_succeeded() {
         opts.extra_toml = "[gateway]\nbase_url = \"http://127.0.0.1:9\"\ntimeout = \"2s\"\n".into();
         let app = spawn_app(opts).await;
         let inv = invoice_no();
-        register(&app, &inv).await;
+        app.register_invoice(&inv, "5.00").await;
         let res = post_return(&app, "?merchantID=JT01", &payment_response(&inv)).await;
         assert_eq!(res.status(), 303, "{backend:?}");
         let target = location(&res);
@@ -123,7 +111,7 @@ async fn undecodable_returns_get_a_400_page_and_store_nothing() {
 async fn without_merchant_id_the_merchant_that_knows_the_invoice_is_used() {
     let app = spawn_app(Options::new(Backend::Sqlite)).await;
     let inv = invoice_no();
-    register(&app, &inv).await;
+    app.register_invoice(&inv, "5.00").await;
     let res = post_return(&app, "", &payment_response(&inv)).await;
     assert_eq!(res.status(), 303);
     // Two merchants are configured and neither knows this one: 400.

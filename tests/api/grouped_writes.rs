@@ -87,19 +87,6 @@ async fn notifications_sent_together_get_the_answers_and_effects_they_would_get_
     }
 }
 
-/// Registers `inv` for 25.00 SGD.
-async fn register(app: &TestApp, inv: &str) {
-    let res = app
-        .client
-        .post(format!("{}/v1/invoices", app.internal))
-        .bearer_auth(API_TOKEN)
-        .json(&json!({"merchantID": "JT01", "invoiceNo": inv, "amount": "25.00", "currencyCode": "SGD"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 201);
-}
-
 /// Invoices the store holds already (registered, or known only from a browser return) are written
 /// once per group, and each leaves the gauge it was counted under for its new status.
 #[tokio::test]
@@ -111,7 +98,7 @@ async fn notifications_for_stored_invoices_move_each_invoice_and_the_gauges_once
         // not counted), and 5 new ones.
         let registered: Vec<String> = (0..20).map(|_| invoice_no()).collect();
         for inv in &registered {
-            register(&app, inv).await;
+            app.register_invoice(inv, "25.00").await;
         }
         let untrusted: Vec<String> = (0..5).map(|_| invoice_no()).collect();
         for inv in &untrusted {

@@ -260,6 +260,19 @@ impl TestApp {
         self.post_notification_body(json!({ "payload": token }).to_string()).await
     }
 
+    /// Registers a new invoice of JT01 for `amount` SGD through `POST /v1/invoices` (expects `201`).
+    pub async fn register_invoice(&self, invoice: &str, amount: &str) {
+        let res = self
+            .client
+            .post(format!("{}/v1/invoices", self.internal))
+            .bearer_auth(API_TOKEN)
+            .json(&json!({"merchantID": "JT01", "invoiceNo": invoice, "amount": amount, "currencyCode": "SGD"}))
+            .send()
+            .await
+            .expect("request sent");
+        assert_eq!(res.status(), 201, "registering {invoice}");
+    }
+
     /// `GET /v1/invoices/{m}/{i}` with the test token.
     pub async fn get_invoice(&self, merchant: &str, invoice: &str) -> reqwest::Response {
         self.client

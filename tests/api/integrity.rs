@@ -62,18 +62,6 @@ fn assert_no_card(v: &Value, pan: &str, what: &str) {
     }
 }
 
-async fn register(app: &TestApp, inv: &str, amount: &str) {
-    let res = app
-        .client
-        .post(format!("{}/v1/invoices", app.internal))
-        .bearer_auth(API_TOKEN)
-        .json(&json!({"merchantID": "JT01", "invoiceNo": inv, "amount": amount, "currencyCode": "SGD"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 201);
-}
-
 async fn app_with_broker(backend: Backend) -> (TestApp, TestBroker) {
     let exchange = test_exchange();
     let mut broker = TestBroker::new(&exchange).await;
@@ -156,7 +144,7 @@ async fn a_browser_return_is_recorded_without_card_numbers_or_control_characters
     for backend in BACKENDS {
         let app = spawn_app(Options::new(backend)).await;
         let inv = invoice_no();
-        register(&app, &inv, "100.00").await;
+        app.register_invoice(&inv, "100.00").await;
         let response = json!({"invoiceNo": inv, "respCode": "2000", "respDesc": "card 4111 1111 1111 1111\u{0}"});
         let encoded = base64::engine::general_purpose::STANDARD.encode(response.to_string());
         let browser = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
@@ -199,7 +187,7 @@ async fn a_malformed_amount_or_a_lone_amount_or_currency_is_refused_and_changes_
     for backend in BACKENDS {
         let app = spawn_app(Options::new(backend)).await;
         let inv = invoice_no();
-        register(&app, &inv, "100.00").await;
+        app.register_invoice(&inv, "100.00").await;
         let mut cases: Vec<(&str, Value)> = Vec::new();
         let base = notification(&inv, "0000", json!("100.00"), "M1");
         let mut no_currency = base.clone();
@@ -248,7 +236,7 @@ async fn a_notification_the_store_refuses_is_quarantined_answered_200_and_releas
     for backend in BACKENDS {
         let (app, mut broker) = app_with_broker(backend).await;
         let inv = invoice_no();
-        register(&app, &inv, "100.00").await;
+        app.register_invoice(&inv, "100.00").await;
         let lift_statement = refuse_history_of(backend, &app.db_url, &inv).await;
         let mut claims = notification(&inv, "0000", json!("100.00"), "Q1");
         claims["userDefined1"] = json!("4111111111111111");
@@ -414,7 +402,7 @@ async fn an_inquiry_answer_with_a_lone_or_malformed_amount_is_indeterminate_neve
             let mut opts = Options::new(backend);
             opts.extra_toml = format!("[gateway]\nbase_url = \"{}\"\ntimeout = \"5s\"\n", gateway_answering(claims));
             let app = spawn_app(opts).await;
-            register(&app, &inv, "100.00").await;
+            app.register_invoice(&inv, "100.00").await;
             let res = app
                 .client
                 .post(format!("{}/v1/invoices/JT01/{inv}/reconcile", app.internal))

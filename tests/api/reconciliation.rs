@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use pgw_relay::sim::{Outcome, Scenario};
-use serde_json::{json, Value};
+use serde_json::Value;
 use sqlx::Connection;
 
 use crate::helpers::*;
@@ -177,16 +177,7 @@ async fn a_notification_arriving_mid_backoff_stops_the_inquiries() {
 async fn an_amount_that_differs_from_the_registered_invoice_stops_reconciliation() {
     let mut flow = Flow::start(Backend::Sqlite, FAST).await;
     let inv = invoice_no();
-    let res = flow
-        .app
-        .client
-        .post(format!("{}/v1/invoices", flow.app.internal))
-        .bearer_auth(API_TOKEN)
-        .json(&json!({"merchantID": "JT01", "invoiceNo": inv, "amount": "999.00", "currencyCode": "SGD"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 201);
+    flow.app.register_invoice(&inv, "999.00").await;
     let url = token(&flow, &inv).await; // the gateway charges 1000.00
     drop_notifications(&flow, &inv);
     flow.pay(&url, "success", "28052010234224845229").await;

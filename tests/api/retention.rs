@@ -90,9 +90,7 @@ async fn prune_deletes_only_old_settled_invoices_and_loses_nothing_beside_live_t
         for inv in old_settled.iter().chain([&old_review, &old_unpublished, &recent]) {
             settle(&app, inv).await;
         }
-        let body = json!({"merchantID": "JT01", "invoiceNo": old_pending, "amount": "10.00", "currencyCode": "SGD"});
-        let res = app.client.post(format!("{}/v1/invoices", app.internal)).bearer_auth(API_TOKEN).json(&body);
-        assert_eq!(res.send().await.unwrap().status(), 201);
+        app.register_invoice(&old_pending, "10.00").await;
         let until = Instant::now() + Duration::from_secs(15);
         while scalar(backend, &url, "SELECT COUNT(*) FROM events WHERE published_at IS NULL").await > 0 {
             assert!(Instant::now() < until, "events were not published");
