@@ -33,6 +33,9 @@ pub fn resolve(settings: Settings) -> Result<Config, ConfigError> {
     if settings.database.write_batch == 0 {
         return Err(ConfigError::invalid("database.write_batch", "must be at least 1"));
     }
+    if settings.database.group_writers == 0 {
+        return Err(ConfigError::invalid("database.group_writers", "must be at least 1"));
+    }
     let broker_url = settings.broker.url.expose_secret();
     if !(broker_url.starts_with("amqp://") || broker_url.starts_with("amqps://")) {
         return Err(ConfigError::invalid("broker.url", "must start with amqp:// or amqps://"));

@@ -69,6 +69,9 @@ pub struct DatabaseSettings {
     pub migrate_on_start: bool,
     pub max_connections: u32,
     pub write_batch: usize,
+    /// PostgreSQL: tasks that record backend notifications in groups (at most a quarter of
+    /// `max_connections`, at least one).
+    pub group_writers: usize,
 }
 
 /// `[broker]`.

@@ -169,7 +169,7 @@ fn named_tokens_are_read_from_files_and_only_their_names_are_shown() {
 }
 
 #[test]
-fn bad_named_tokens_and_retention_values_name_the_key() {
+fn bad_values_name_the_key() {
     let cases = [
         ("[[internal_api.named_tokens]]\nname = \"a b\"\ntoken = \"long-enough-token\"\n", "named_tokens[0].name"),
         ("[[internal_api.named_tokens]]\nname = \"x\"\ntoken = \"short\"\n", "named_tokens[0].token"),
@@ -181,6 +181,7 @@ fn bad_named_tokens_and_retention_values_name_the_key() {
         ),
         ("[retention]\nolder_than = \"10m\"\n", "retention.older_than"),
         ("[retention]\nbatch = 0\n", "retention.batch"),
+        ("[database]\ngroup_writers = 0\n", "database.group_writers"),
         ("[broker]\ndead_letter_exchange = \"pgw.payments\"\n", "broker.dead_letter_exchange"),
     ];
     for (toml, key) in cases {

@@ -27,13 +27,6 @@ pub struct PgStore {
     observations: GroupWriter,
 }
 
-/// Group writers per replica for observations: while one commits, the other collects what
-/// arrives meanwhile. More writers make smaller groups, and at moderate rates PostgreSQL's cost
-/// per notification is mostly per transaction (2 writers against 4: about 12% less PostgreSQL CPU
-/// per notification at 1,650/s, the same capacity; docs/benchmark.md). At most a quarter of the
-/// pool, so reads, the relay and the reconciliation keep connections.
-const GROUP_WRITERS: u32 = 2;
-
 impl PgStore {
     /// Builds a lazy pool (the first query connects) bound to the current runtime.
     pub fn connect(url: &str, settings: &DatabaseSettings) -> Result<Self, StoreError> {
@@ -44,7 +37,10 @@ impl PgStore {
             .max_connections(settings.max_connections)
             .acquire_timeout(Duration::from_secs(3))
             .connect_lazy_with(options.application_name("pgw-relay"));
-        let writers = GROUP_WRITERS.min(settings.max_connections / 4).max(1) as usize;
+        // `database.group_writers`, at most a quarter of the pool so that reads, the relay and the
+        // reconciliation keep connections. Fewer writers make larger groups, and PostgreSQL's cost
+        // per notification is mostly per transaction at moderate rates (docs/benchmark.md).
+        let writers = settings.group_writers.min(settings.max_connections as usize / 4).max(1);
         // Busy writers keep their connections only if that leaves at least as many to the rest.
         let keep = settings.max_connections as usize >= 2 * writers;
         let observations = GroupWriter::start(pool.clone(), &runtime, writers, settings.write_batch, keep);

@@ -56,6 +56,7 @@ fn database_settings(url: &str) -> DatabaseSettings {
         migrate_on_start: true,
         max_connections: 8,
         write_batch: 64,
+        group_writers: 1,
     }
 }
 

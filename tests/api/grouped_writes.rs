@@ -9,8 +9,12 @@ use crate::helpers::*;
 
 #[tokio::test]
 async fn notifications_sent_together_get_the_answers_and_effects_they_would_get_alone() {
-    for backend in BACKENDS {
-        let app = spawn_app(Options::new(backend)).await;
+    // PostgreSQL also with two group writers (`database.group_writers`), whose groups commit side
+    // by side.
+    for (backend, writers) in BACKENDS.map(|b| (b, 1)).into_iter().chain([(Backend::Postgres, 2)]) {
+        let mut opts = Options::new(backend);
+        opts.database_extra = format!("group_writers = {writers}");
+        let app = spawn_app(opts).await;
         // 40 invoices paid once; the first 8 of those notifications sent twice; 6 invoices with a
         // pending and a success notification at once; one the store refuses.
         let once: Vec<String> = (0..40).map(|_| invoice_no()).collect();
@@ -35,7 +39,7 @@ async fn notifications_sent_together_get_the_answers_and_effects_they_would_get_
         let client = &app;
         let answers = join_all(sends.iter().map(|(inv, token)| async move {
             let res = client.post_notification(token).await;
-            assert_eq!(res.status(), 200, "{backend:?}: {inv}");
+            assert_eq!(res.status(), 200, "{backend:?} ({writers} writers): {inv}");
             (inv.clone(), res.json::<Value>().await.unwrap()["status"].as_str().unwrap().to_owned())
         }))
         .await;
@@ -47,41 +51,65 @@ async fn notifications_sent_together_get_the_answers_and_effects_they_would_get_
         };
         for (n, inv) in once.iter().enumerate() {
             let expected = if n < 8 { vec!["accepted", "duplicate"] } else { vec!["accepted"] };
-            assert_eq!(answers_for(inv), expected, "{backend:?}: {inv}");
+            assert_eq!(answers_for(inv), expected, "{backend:?} ({writers} writers): {inv}");
             let doc = app.invoice("JT01", inv).await;
-            assert_eq!(doc["status"], "succeeded", "{backend:?}: {doc}");
-            assert_eq!(doc["history"].as_array().unwrap().len(), 1, "{backend:?}: a duplicate is stored once");
-            assert_eq!(doc["events"].as_array().unwrap().len(), 1, "{backend:?}: {doc}");
+            assert_eq!(doc["status"], "succeeded", "{backend:?} ({writers} writers): {doc}");
+            assert_eq!(
+                doc["history"].as_array().unwrap().len(),
+                1,
+                "{backend:?} ({writers} writers): a duplicate is stored once"
+            );
+            assert_eq!(doc["events"].as_array().unwrap().len(), 1, "{backend:?} ({writers} writers): {doc}");
         }
         for inv in &twice {
-            assert_eq!(answers_for(inv), ["accepted", "accepted"], "{backend:?}: {inv}");
+            assert_eq!(answers_for(inv), ["accepted", "accepted"], "{backend:?} ({writers} writers): {inv}");
             let doc = app.invoice("JT01", inv).await;
-            assert_eq!(doc["status"], "succeeded", "{backend:?}: whatever the order: {doc}");
-            assert_eq!(doc["history"].as_array().unwrap().len(), 2, "{backend:?}: {doc}");
+            assert_eq!(doc["status"], "succeeded", "{backend:?} ({writers} writers): whatever the order: {doc}");
+            assert_eq!(doc["history"].as_array().unwrap().len(), 2, "{backend:?} ({writers} writers): {doc}");
             // payment.pending first if the pending notification came first, then payment.succeeded.
             let types: Vec<&str> =
                 doc["events"].as_array().unwrap().iter().map(|e| e["type"].as_str().unwrap()).collect();
             assert!(
                 types == ["payment.succeeded"] || types == ["payment.pending", "payment.succeeded"],
-                "{backend:?}: {doc}"
+                "{backend:?} ({writers} writers): {doc}"
             );
         }
-        assert_eq!(answers_for(&refused), ["quarantined"], "{backend:?}: the refusal reaches its own request only");
-        assert_eq!(app.get_invoice("JT01", &refused).await.status(), 404, "{backend:?}: nothing of it is stored");
+        assert_eq!(
+            answers_for(&refused),
+            ["quarantined"],
+            "{backend:?} ({writers} writers): the refusal reaches its own request only"
+        );
+        assert_eq!(
+            app.get_invoice("JT01", &refused).await.status(),
+            404,
+            "{backend:?} ({writers} writers): nothing of it is stored"
+        );
 
         // The kept gauges agree with the tables.
         let url = &app.db_url;
         let succeeded =
             scalar(backend, url, "SELECT COUNT(*) FROM invoices WHERE trusted AND status = 'succeeded'").await;
-        assert_eq!(succeeded, 46, "{backend:?}");
+        assert_eq!(succeeded, 46, "{backend:?} ({writers} writers)");
         let metrics = app.metrics().await;
-        assert_eq!(metric_value(&metrics, "pgw_relay_invoices{status=\"succeeded\"}"), 46.0, "{backend:?}");
-        assert_eq!(metric_value(&metrics, "pgw_relay_invoices{status=\"pending\"}"), 0.0, "{backend:?}");
+        assert_eq!(
+            metric_value(&metrics, "pgw_relay_invoices{status=\"succeeded\"}"),
+            46.0,
+            "{backend:?} ({writers} writers)"
+        );
+        assert_eq!(
+            metric_value(&metrics, "pgw_relay_invoices{status=\"pending\"}"),
+            0.0,
+            "{backend:?} ({writers} writers)"
+        );
         let events = scalar(backend, url, "SELECT COUNT(*) FROM events").await;
-        assert!((46..=52).contains(&events), "{backend:?}: {events} events");
+        assert!((46..=52).contains(&events), "{backend:?} ({writers} writers): {events} events");
         let unpublished = scalar(backend, url, "SELECT COUNT(*) FROM events WHERE published_at IS NULL").await;
-        assert_eq!(unpublished, events, "{backend:?}: the broker is unreachable in this test");
-        assert_eq!(metric_value(&metrics, "pgw_relay_outbox_backlog"), events as f64, "{backend:?}");
+        assert_eq!(unpublished, events, "{backend:?} ({writers} writers): the broker is unreachable in this test");
+        assert_eq!(
+            metric_value(&metrics, "pgw_relay_outbox_backlog"),
+            events as f64,
+            "{backend:?} ({writers} writers)"
+        );
         lift(backend, url, &lift_statement).await;
         app.stop().await;
     }

@@ -115,6 +115,8 @@ pub struct Options {
     pub public_port: Option<u16>,
     /// Extra keys for `[server]`.
     pub server_extra: String,
+    /// Extra keys for `[database]`.
+    pub database_extra: String,
 }
 
 impl Options {
@@ -128,6 +130,7 @@ impl Options {
             jt01_extra: String::new(),
             public_port: None,
             server_extra: String::new(),
+            database_extra: String::new(),
         }
     }
 }
@@ -185,6 +188,7 @@ format = "pretty"
 [database]
 url = "{db_url}"
 migrate_on_start = {migrate}
+{database_extra}
 
 [broker]
 url = "{broker_url}"
@@ -220,6 +224,7 @@ timezone = "+08:00"
         exchange = opts.exchange.clone().unwrap_or_else(|| "pgw.payments.unused".into()),
         jt01_extra = opts.jt01_extra,
         server_extra = opts.server_extra,
+        database_extra = opts.database_extra,
         migrate = opts.migrate
     );
     std::fs::write(&file, toml).expect("write config");

@@ -134,6 +134,7 @@ impl BenchDb {
             migrate_on_start: true,
             max_connections,
             write_batch,
+            group_writers: 1,
         };
         let store = pgw_relay::store::Store::connect(&settings).await?;
         self.migrate(args, &store).await?;
