@@ -61,9 +61,22 @@ pub struct Sample {
     pub error: Option<String>,
 }
 
+/// The latency of the requests that started in one window of a run ([`Run::timeline`]).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Window {
+    /// Seconds from the start of the run.
+    pub start_s: f64,
+    pub requests: usize,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+}
+
 /// The outcome of one load loop.
 #[derive(Debug)]
 pub struct Run {
+    /// When the loop started (request 0's due time at a fixed rate).
+    pub started: Instant,
     pub elapsed: Duration,
     pub samples: Vec<Sample>,
     /// Requests not started before `max_duration`.
@@ -83,6 +96,35 @@ impl Run {
     /// Latency of the successful requests.
     pub fn latency(&self) -> Latency {
         Latency::of(self.samples.iter().filter(|s| s.error.is_none()).map(|s| s.latency))
+    }
+
+    /// The successful requests by the window of the run their latency started in (the due time at
+    /// a fixed rate, the send time in a closed loop): whether slow answers are spread over the run
+    /// or come in episodes.
+    pub fn timeline(&self, window: Duration) -> Vec<Window> {
+        let mut windows: Vec<Vec<Duration>> = Vec::new();
+        for s in self.samples.iter().filter(|s| s.error.is_none()) {
+            let start = s.done.checked_sub(s.latency).unwrap_or(self.started);
+            let i = (start.saturating_duration_since(self.started).as_nanos() / window.as_nanos().max(1)) as usize;
+            if windows.len() <= i {
+                windows.resize_with(i + 1, Vec::new);
+            }
+            windows[i].push(s.latency);
+        }
+        windows
+            .into_iter()
+            .enumerate()
+            .map(|(i, latencies)| {
+                let latency = Latency::of(latencies);
+                Window {
+                    start_s: (window * i as u32).as_secs_f64(),
+                    requests: latency.samples,
+                    p50_ms: latency.p50_ms,
+                    p99_ms: latency.p99_ms,
+                    max_ms: latency.max_ms,
+                }
+            })
+            .collect()
     }
 
     /// Failures by kind, plus requests never sent.
@@ -141,5 +183,5 @@ pub async fn run(plan: Plan, request: Request) -> Run {
     }
     let last = samples.iter().map(|s| s.done).max().unwrap_or(started);
     let unsent = plan.count.saturating_sub(samples.len());
-    Run { elapsed: last.duration_since(started), samples, unsent }
+    Run { started, elapsed: last.duration_since(started), samples, unsent }
 }

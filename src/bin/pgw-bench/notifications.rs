@@ -28,6 +28,8 @@ pub const MERCHANT_KEY: &str = "ECC4E54DBA738857B84A7EBC6B5DC7187B8DA68750E88AB5
 const EXCHANGE_PREFIX: &str = "pgw.bench.";
 /// Nothing listens on port 1: the publisher keeps retrying its connection, cheaply.
 const CLOSED_AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:1/%2f";
+/// The window of the notifications' timeline.
+const TIMELINE_WINDOW: Duration = Duration::from_millis(100);
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -142,6 +144,8 @@ struct Report {
     presign_seconds: f64,
     healthz: Option<Phase>,
     notifications: Phase,
+    /// The notifications' latency per 100 ms of the run, by when each request started.
+    notifications_timeline: Vec<load::Window>,
     /// accepted/s ÷ healthz/s.
     ratio_to_healthz: Option<f64>,
     /// PostgreSQL: transactions committed in the run's database from the start of the
@@ -280,6 +284,7 @@ async fn measure(args: &Args, db: &BenchDb, load_rt: &tokio::runtime::Handle) ->
             presign_seconds,
             healthz,
             notifications,
+            notifications_timeline: run.timeline(TIMELINE_WINDOW),
             ratio_to_healthz,
             postgres_commits_per_notification,
             postgres_wal_bytes_per_notification,
@@ -577,6 +582,25 @@ timezone = "+08:00"
     }
 }
 
+/// How the slow answers are spread over the run: the range of the windows' medians, and the
+/// slowest window (a wide range means episodes of queueing rather than a uniform tail).
+fn print_episodes(timeline: &[load::Window]) {
+    let busy: Vec<&load::Window> = timeline.iter().filter(|w| w.requests > 0).collect();
+    let by_p50 = |a: &&&load::Window, b: &&&load::Window| a.p50_ms.total_cmp(&b.p50_ms);
+    let (Some(fastest), Some(slowest)) = (busy.iter().min_by(by_p50), busy.iter().max_by(by_p50)) else {
+        return;
+    };
+    println!(
+        "per {} ms of the run ({} windows): p50 from {} to {}; the slowest from {:.1} s, max {}",
+        TIMELINE_WINDOW.as_millis(),
+        busy.len(),
+        fmt_ms(fastest.p50_ms),
+        fmt_ms(slowest.p50_ms),
+        slowest.start_s,
+        fmt_ms(slowest.max_ms)
+    );
+}
+
 fn print_summary(r: &Report) {
     let n = &r.notifications;
     let mode = match r.rate {
@@ -625,6 +649,7 @@ fn print_summary(r: &Report) {
     if let Some(ratio) = r.ratio_to_healthz {
         println!("accepted/s ÷ healthz/s = {ratio:.2}");
     }
+    print_episodes(&r.notifications_timeline);
     println!();
     if let Some(h) = &r.healthz {
         println!("cpu, healthz ({:.1} s):       {}", h.cpu.wall_seconds, h.cpu.line());
