@@ -185,3 +185,34 @@ pub async fn run(plan: Plan, request: Request) -> Run {
     let unsent = plan.count.saturating_sub(samples.len());
     Run { started, elapsed: last.duration_since(started), samples, unsent }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(started: Instant, start_ms: u64, latency_ms: u64, error: Option<&str>) -> Sample {
+        let latency = Duration::from_millis(latency_ms);
+        let done = started + Duration::from_millis(start_ms) + latency;
+        Sample { index: 0, latency, done, error: error.map(str::to_string) }
+    }
+
+    #[test]
+    fn the_timeline_puts_each_request_in_the_window_it_started_in() {
+        let started = Instant::now();
+        // Two fast requests in the first window; one slow request that started in the second window
+        // and ended in the fifth; a failure, not counted; nothing in the third and fourth.
+        let samples = vec![
+            sample(started, 10, 2, None),
+            sample(started, 90, 4, None),
+            sample(started, 150, 300, None),
+            sample(started, 120, 1, Some("refused")),
+        ];
+        let run = Run { started, elapsed: Duration::from_millis(450), samples, unsent: 0 };
+        let timeline = run.timeline(Duration::from_millis(100));
+        assert_eq!(timeline.len(), 2);
+        assert_eq!((timeline[0].start_s, timeline[0].requests), (0.0, 2));
+        assert_eq!((timeline[0].p50_ms, timeline[0].max_ms), (2.0, 4.0));
+        assert_eq!((timeline[1].start_s, timeline[1].requests), (0.1, 1));
+        assert_eq!(timeline[1].p50_ms, 300.0);
+    }
+}
